@@ -1,0 +1,41 @@
+//! `type = "console"`: prints messages on stdout, for the demo and for
+//! trying relinkd out. Under systemd stdout is the journal, where a code
+//! would be stored: not for production.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use super::{BoxFuture, Channel, Notification, Reason, SendError};
+
+pub struct Console {
+    name: String,
+    timeout: Duration,
+}
+
+impl Console {
+    pub fn new(name: &str, timeout: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            timeout,
+        }
+    }
+}
+
+impl Channel for Console {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "\n──── {} ────\n{}\n", self.name, notification.text())
+                .and_then(|()| out.flush())
+                .map_err(|e| SendError::new(Reason::Other, format!("stdout: {e}")))
+        })
+    }
+}

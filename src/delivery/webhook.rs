@@ -1,0 +1,70 @@
+//! `type = "webhook"`: the JSON payload of DESIGN.md, POSTed, optionally
+//! signed per Standard Webhooks v1.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::http::{check_status, retry_after, transport_error};
+use super::{BoxFuture, Channel, Notification, SendError, WebhookSigner};
+
+pub struct Webhook {
+    name: String,
+    url: String,
+    signer: Option<WebhookSigner>,
+    timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl Webhook {
+    pub fn new(
+        name: &str,
+        url: String,
+        signer: Option<WebhookSigner>,
+        timeout: Duration,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            url,
+            signer,
+            timeout,
+            http,
+        }
+    }
+
+    async fn attempt(&self, n: &Notification) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&n.payload()).expect("the payload always serializes");
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &n.id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if let Some(signer) = &self.signer {
+            request = request.header("webhook-signature", signer.signature(&n.id, timestamp, &body));
+        }
+        let response = request
+            .body(body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        check_status(response.status(), retry_after(response.headers()))
+    }
+}
+
+impl Channel for Webhook {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.attempt(notification))
+    }
+}

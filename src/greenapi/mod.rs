@@ -1,0 +1,11 @@
+//! GREEN-API: the vendor's methods, states and errors (see GREENAPI.md).
+
+mod client;
+mod error;
+mod state;
+
+pub use client::{
+    Client, CodeReply, InstanceApi, Method, WaSettings, MIN_CALL_GAP,
+};
+pub use error::ApiError;
+pub use state::InstanceState;

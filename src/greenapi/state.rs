@@ -1,0 +1,93 @@
+//! `stateInstance` as an open set: the vendor adds states, so an unknown string
+//! is kept and reported, never a parse failure.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Authorized,
+    NotAuthorized,
+    Blocked,
+    SleepMode,
+    Starting,
+    YellowCard,
+    Suspended,
+    Other(String),
+}
+
+impl InstanceState {
+    /// Values of the `state` label of `relinkd_instance_state`; every unknown
+    /// state maps to `unknown` so the label set stays bounded.
+    pub const METRIC_LABELS: [&'static str; 8] = [
+        "authorized",
+        "notAuthorized",
+        "blocked",
+        "sleepMode",
+        "starting",
+        "yellowCard",
+        "suspended",
+        "unknown",
+    ];
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "authorized" => Self::Authorized,
+            "notAuthorized" => Self::NotAuthorized,
+            "blocked" => Self::Blocked,
+            "sleepMode" => Self::SleepMode,
+            "starting" => Self::Starting,
+            "yellowCard" => Self::YellowCard,
+            "suspended" => Self::Suspended,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(s) => s,
+            known => Self::METRIC_LABELS[known.metric_index()],
+        }
+    }
+
+    /// Index into [`Self::METRIC_LABELS`].
+    pub fn metric_index(&self) -> usize {
+        match self {
+            Self::Authorized => 0,
+            Self::NotAuthorized => 1,
+            Self::Blocked => 2,
+            Self::SleepMode => 3,
+            Self::Starting => 4,
+            Self::YellowCard => 5,
+            Self::Suspended => 6,
+            Self::Other(_) => 7,
+        }
+    }
+
+    /// States in which WhatsApp restricts the number: admins are told once
+    /// and no codes are requested.
+    pub fn is_alert(&self) -> bool {
+        matches!(self, Self::Blocked | Self::Suspended | Self::YellowCard)
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_states_round_trip_and_unknown_ones_are_kept() {
+        for label in &InstanceState::METRIC_LABELS[..7] {
+            assert_eq!(InstanceState::parse(label).as_str(), *label);
+        }
+        let odd = InstanceState::parse("pendingCode");
+        assert_eq!(odd, InstanceState::Other("pendingCode".into()));
+        assert_eq!(odd.as_str(), "pendingCode");
+        assert_eq!(InstanceState::METRIC_LABELS[odd.metric_index()], "unknown");
+    }
+}

@@ -1,0 +1,15 @@
+//! relinkd keeps a fleet of GREEN-API WhatsApp instances linked: it notices
+//! an instance that lost its link, requests phone-number linking codes within
+//! a budget, delivers them to the instance's admins, and exports metrics.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod daemon;
+pub mod delivery;
+pub mod demo;
+pub mod greenapi;
+pub mod linker;
+pub mod metrics;
+pub mod sim;
+pub mod telemetry;

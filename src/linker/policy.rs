@@ -1,0 +1,374 @@
+//! The linking policy of one instance as a pure state machine: inputs and the
+//! current time go in, actions come out. No I/O, no clock, no global RNG (the
+//! jitter comes from a small generator seeded by the instance id), so every
+//! rule below is unit-tested exactly.
+//!
+//! - Poll every `poll_interval`, every `linking_poll_interval` while a code is
+//!   outstanding; never twice within [`MIN_GAP`].
+//! - `notAuthorized` starts an episode: request a code, deliver it, and only
+//!   when it expires request the next; at most `codes_per_episode` in a row,
+//!   then one `Paused` notice and a pause of `cooldown`.
+//! - Poll and code errors back off exponentially with jitter, up to a cap.
+//! - `authorized` ends an episode with one `Linked` notice.
+//! - `blocked`/`suspended`/`yellowCard`: one `Alert` notice, no codes.
+//!   `starting`, `sleepMode` and unknown states: wait, no codes.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::InstanceSettings;
+use crate::greenapi::InstanceState;
+
+/// The policy never schedules two vendor calls closer than this (the
+/// vendor's limit is 1/s per instance; the client enforces it too).
+pub const MIN_GAP: Duration = Duration::from_secs(1);
+
+/// Jitter applied to every scheduled poll, as a fraction of the interval.
+const JITTER: f64 = 0.1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The time returned by [`Policy::next_at`] has come.
+    Due,
+    Polled(InstanceState),
+    PollFailed { retry_after: Option<Duration> },
+    CodeIssued,
+    /// `status:false`: the vendor gave no code this time.
+    CodeNotIssued,
+    CodeFailed { retry_after: Option<Duration> },
+    /// Outcome of delivering the outstanding code: did any channel take it?
+    CodeDelivered { delivered: bool },
+    /// An operator asked for codes now (ends a pause).
+    RelinkRequested,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    PollState,
+    RequestCode,
+    /// Deliver the code just received; it is valid until `expires_at`.
+    DeliverCode { expires_at: Instant },
+    Notify(Notice),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Linked,
+    Paused { until: Instant, codes: u32 },
+    Alert { state: InstanceState },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code {
+    pub expires_at: Instant,
+    /// `None` while delivery is under way.
+    pub delivered: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// No episode: the instance is linked or has not been seen unlinked.
+    Watching,
+    /// An episode: codes are being requested and delivered.
+    Linking {
+        started: Instant,
+        codes_used: u32,
+        code: Option<Code>,
+    },
+    /// The budget is spent; no codes until `until`.
+    Paused {
+        started: Instant,
+        until: Instant,
+        codes_used: u32,
+    },
+    /// A restricted state was reported to the admins; no codes.
+    Alerted(InstanceState),
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    settings: InstanceSettings,
+    phase: Phase,
+    observed: Option<InstanceState>,
+    /// Consecutive failed polls.
+    poll_failures: u32,
+    /// Consecutive code requests without a code; kept apart from polls, which
+    /// succeed in between, so the code backoff keeps growing.
+    code_failures: u32,
+    next_at: Instant,
+    rng: SplitMix,
+}
+
+impl Policy {
+    /// A policy whose first poll is at `first_poll` (the fleet spreads first
+    /// polls so a large fleet does not start with a burst).
+    pub fn new(settings: InstanceSettings, seed: u64, first_poll: Instant) -> Self {
+        Self {
+            settings,
+            phase: Phase::Watching,
+            observed: None,
+            poll_failures: 0,
+            code_failures: 0,
+            next_at: first_poll,
+            rng: SplitMix(seed),
+        }
+    }
+
+    pub fn next_at(&self) -> Instant {
+        self.next_at
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    pub fn observed(&self) -> Option<&InstanceState> {
+        self.observed.as_ref()
+    }
+
+    /// Consecutive failures (polls or code requests) behind the current backoff.
+    pub fn failures(&self) -> u32 {
+        self.poll_failures.max(self.code_failures)
+    }
+
+    pub fn settings(&self) -> &InstanceSettings {
+        &self.settings
+    }
+
+    /// New settings from a reload; the episode, code and pause are kept.
+    pub fn update_settings(&mut self, settings: InstanceSettings, now: Instant) {
+        self.settings = settings;
+        // A shorter interval takes effect now rather than after the old one.
+        let interval = self.interval();
+        if self.next_at > now + interval {
+            self.next_at = now + interval;
+        }
+    }
+
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        match input {
+            Input::Due => self.on_due(now),
+            Input::Polled(state) => self.on_polled(state, now),
+            Input::PollFailed { retry_after } => {
+                self.poll_failures = self.poll_failures.saturating_add(1);
+                self.back_off(now, self.poll_failures, retry_after);
+                Vec::new()
+            }
+            Input::CodeFailed { retry_after } => {
+                self.code_failures = self.code_failures.saturating_add(1);
+                self.back_off(now, self.code_failures, retry_after);
+                Vec::new()
+            }
+            Input::CodeNotIssued => {
+                self.code_failures = self.code_failures.saturating_add(1);
+                self.back_off(now, self.code_failures, None);
+                Vec::new()
+            }
+            Input::CodeIssued => self.on_code_issued(now),
+            Input::CodeDelivered { delivered } => {
+                if let Phase::Linking {
+                    code: Some(code), ..
+                } = &mut self.phase
+                {
+                    code.delivered = Some(delivered);
+                }
+                Vec::new()
+            }
+            Input::RelinkRequested => self.on_relink(now),
+        }
+    }
+
+    fn on_due(&mut self, now: Instant) -> Vec<Action> {
+        if now < self.next_at {
+            return Vec::new();
+        }
+        if let Phase::Paused {
+            started, until, ..
+        } = self.phase
+            && now >= until
+        {
+            // The cooldown is over: a fresh budget within the same episode.
+            self.phase = Phase::Linking {
+                started,
+                codes_used: 0,
+                code: None,
+            };
+        }
+        // Until the answer arrives nothing else is due; the answer schedules.
+        self.next_at = now + self.settings.backoff_max.max(self.interval());
+        vec![Action::PollState]
+    }
+
+    fn on_polled(&mut self, state: InstanceState, now: Instant) -> Vec<Action> {
+        self.poll_failures = 0;
+        self.observed = Some(state.clone());
+        let mut actions = Vec::new();
+        match &state {
+            InstanceState::Authorized => {
+                if !matches!(self.phase, Phase::Watching) {
+                    actions.push(Action::Notify(Notice::Linked));
+                }
+                self.phase = Phase::Watching;
+                self.code_failures = 0;
+            }
+            InstanceState::NotAuthorized => match &mut self.phase {
+                Phase::Watching | Phase::Alerted(_) => {
+                    self.phase = Phase::Linking {
+                        started: now,
+                        codes_used: 0,
+                        code: None,
+                    };
+                    return self.request_code_or_pause(now);
+                }
+                Phase::Linking { code, .. } => match code {
+                    Some(c) if now < c.expires_at => {}
+                    _ => return self.request_code_or_pause(now),
+                },
+                Phase::Paused { .. } => {}
+            },
+            restricted if restricted.is_alert() => {
+                if self.phase != Phase::Alerted(state.clone()) {
+                    actions.push(Action::Notify(Notice::Alert {
+                        state: state.clone(),
+                    }));
+                    self.phase = Phase::Alerted(state.clone());
+                }
+            }
+            // starting, sleepMode, unknown: wait; an outstanding code stays
+            // valid until it expires, and no new one is requested.
+            _ => {}
+        }
+        self.schedule_poll(now);
+        actions
+    }
+
+    fn request_code_or_pause(&mut self, now: Instant) -> Vec<Action> {
+        let Phase::Linking {
+            started,
+            codes_used,
+            ..
+        } = self.phase
+        else {
+            return Vec::new();
+        };
+        if codes_used < self.settings.codes_per_episode {
+            // The code request is the next call; its answer schedules the poll.
+            self.next_at = now + self.settings.backoff_max.max(self.interval());
+            return vec![Action::RequestCode];
+        }
+        let until = now + self.settings.cooldown;
+        self.phase = Phase::Paused {
+            started,
+            until,
+            codes_used,
+        };
+        self.schedule_poll(now);
+        vec![Action::Notify(Notice::Paused {
+            until,
+            codes: codes_used,
+        })]
+    }
+
+    fn on_code_issued(&mut self, now: Instant) -> Vec<Action> {
+        self.code_failures = 0;
+        let Phase::Linking {
+            codes_used, code, ..
+        } = &mut self.phase
+        else {
+            // The episode ended while the request was in flight: the code is
+            // not needed (and is not delivered).
+            self.schedule_poll(now);
+            return Vec::new();
+        };
+        *codes_used += 1;
+        let expires_at = now + self.settings.code_ttl;
+        *code = Some(Code {
+            expires_at,
+            delivered: None,
+        });
+        self.schedule_poll(now);
+        vec![Action::DeliverCode { expires_at }]
+    }
+
+    fn on_relink(&mut self, now: Instant) -> Vec<Action> {
+        match self.phase {
+            Phase::Paused { started, .. } => {
+                self.phase = Phase::Linking {
+                    started,
+                    codes_used: 0,
+                    code: None,
+                };
+            }
+            // Never a new code while one is valid: the poll decides.
+            Phase::Linking { .. } | Phase::Watching | Phase::Alerted(_) => {}
+        }
+        self.poll_failures = 0;
+        self.code_failures = 0;
+        self.next_at = now;
+        Vec::new()
+    }
+
+    /// The poll interval of the current phase.
+    fn interval(&self) -> Duration {
+        let interval = match self.phase {
+            Phase::Linking { .. } => self.settings.linking_poll_interval,
+            _ => self.settings.poll_interval,
+        };
+        interval.max(MIN_GAP)
+    }
+
+    fn schedule_poll(&mut self, now: Instant) {
+        let mut next = now + self.rng.jitter(self.interval()).max(MIN_GAP);
+        // Poll right when the code expires, so the next code is not late.
+        if let Phase::Linking {
+            code: Some(code), ..
+        } = self.phase
+            && code.expires_at > now
+        {
+            next = next.min(code.expires_at.max(now + MIN_GAP));
+        }
+        if let Phase::Paused { until, .. } = self.phase {
+            next = next.min(until.max(now + MIN_GAP));
+        }
+        self.next_at = next;
+    }
+
+    /// Exponential backoff from the phase's interval, capped at
+    /// `max(backoff_max, interval)`: errors never make relinkd poll faster.
+    fn back_off(&mut self, now: Instant, failures: u32, retry_after: Option<Duration>) {
+        let base = self.interval();
+        let cap = self.settings.backoff_max.max(base);
+        let factor = 2u32.saturating_pow(failures.min(20));
+        let delay = base.saturating_mul(factor).min(cap);
+        let mut delay = self.rng.jitter(delay).max(MIN_GAP);
+        if let Some(retry_after) = retry_after {
+            delay = delay.max(retry_after);
+        }
+        self.next_at = now + delay;
+    }
+}
+
+/// SplitMix64: tiny, seedable, good enough for jitter.
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// `d` scaled by a factor in [1 - JITTER, 1 + JITTER].
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        d.mul_f64(1.0 - JITTER + 2.0 * JITTER * unit)
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

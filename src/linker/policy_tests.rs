@@ -1,0 +1,442 @@
+//! The linking policy, rule by rule.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn settings() -> InstanceSettings {
+    InstanceSettings {
+        poll_interval: 60 * S,
+        linking_poll_interval: 5 * S,
+        code_ttl: 150 * S,
+        codes_per_episode: 3,
+        cooldown: 3600 * S,
+        request_timeout: 40 * S,
+        backoff_max: 300 * S,
+    }
+}
+
+/// Drives a policy through time the way the supervisor does.
+struct Harness {
+    policy: Policy,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(settings())
+    }
+
+    fn with(settings: InstanceSettings) -> Self {
+        let now = Instant::now();
+        Self {
+            policy: Policy::new(settings, 42, now),
+            now,
+        }
+    }
+
+    /// Moves time to the next due moment and feeds `Due`.
+    fn due(&mut self) -> Vec<Action> {
+        self.now = self.now.max(self.policy.next_at());
+        self.policy.handle(Input::Due, self.now)
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Action> {
+        self.policy.handle(input, self.now)
+    }
+
+    fn wait(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    /// Polls once and answers with `state`.
+    fn poll(&mut self, state: InstanceState) -> Vec<Action> {
+        assert_eq!(self.due(), vec![Action::PollState]);
+        self.feed(Input::Polled(state))
+    }
+
+    fn gap(&self) -> Duration {
+        self.policy.next_at() - self.now
+    }
+
+    /// Polls until a code is requested, answers it with a code and returns
+    /// the delivery action's expiry.
+    fn get_code(&mut self) -> Instant {
+        loop {
+            let actions = self.poll(InstanceState::NotAuthorized);
+            if actions == vec![Action::RequestCode] {
+                break;
+            }
+            assert!(actions.is_empty(), "unexpected {actions:?}");
+        }
+        match self.feed(Input::CodeIssued).as_slice() {
+            [Action::DeliverCode { expires_at }] => *expires_at,
+            other => panic!("expected one DeliverCode, got {other:?}"),
+        }
+    }
+}
+
+fn codes_used(policy: &Policy) -> u32 {
+    match policy.phase() {
+        Phase::Linking { codes_used, .. } | Phase::Paused { codes_used, .. } => *codes_used,
+        _ => 0,
+    }
+}
+
+#[test]
+fn nothing_happens_before_the_first_poll_is_due() {
+    let mut h = Harness::new();
+    let start = h.now;
+    h.policy = Policy::new(settings(), 1, start + 10 * S);
+    assert!(h.feed(Input::Due).is_empty());
+    h.wait(10 * S);
+    assert_eq!(h.feed(Input::Due), vec![Action::PollState]);
+}
+
+#[test]
+fn an_authorized_instance_is_polled_at_the_poll_interval_and_never_asked_for_a_code() {
+    let mut h = Harness::new();
+    for _ in 0..100 {
+        assert!(h.poll(InstanceState::Authorized).is_empty());
+        let gap = h.gap();
+        assert!(gap >= 54 * S && gap <= 66 * S, "gap {gap:?} outside 60s ±10%");
+    }
+    assert_eq!(h.policy.phase(), &Phase::Watching);
+}
+
+#[test]
+fn not_authorized_starts_an_episode_with_a_code_request() {
+    let mut h = Harness::new();
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    let expires_at = match h.feed(Input::CodeIssued).as_slice() {
+        [Action::DeliverCode { expires_at }] => *expires_at,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(expires_at, h.now + 150 * S);
+    assert!(matches!(
+        h.policy.phase(),
+        Phase::Linking { codes_used: 1, code: Some(_), .. }
+    ));
+}
+
+#[test]
+fn while_a_code_is_valid_polls_run_at_the_linking_interval_and_no_code_is_requested() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    let mut polls = 0;
+    while h.policy.next_at() < expires_at {
+        let gap = h.gap();
+        assert!(gap <= (55 * S) / 10, "linking gap {gap:?} above 5s +10%");
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+        polls += 1;
+    }
+    assert!(polls >= 25, "only {polls} polls while the code was valid");
+}
+
+#[test]
+fn the_next_code_is_requested_at_expiry_not_before() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    while h.policy.next_at() < expires_at {
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+    }
+    // The poll lands at expiry (or the 1 s gap after the previous poll), and
+    // that poll asks for the next code.
+    assert!(h.policy.next_at() >= expires_at);
+    assert!(h.policy.next_at() <= expires_at + MIN_GAP);
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert!(h.now >= expires_at);
+}
+
+#[test]
+fn a_relink_request_never_replaces_a_valid_code() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    h.wait(10 * S);
+    assert!(h.feed(Input::RelinkRequested).is_empty());
+    assert!(h.now < expires_at);
+    assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+}
+
+#[test]
+fn the_budget_pauses_the_episode_with_exactly_one_notice() {
+    let mut h = Harness::new();
+    for _ in 0..3 {
+        h.get_code();
+    }
+    // Third code expires: pause instead of a fourth code.
+    let mut notices = Vec::new();
+    loop {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        assert!(!actions.contains(&Action::RequestCode), "a 4th code was requested");
+        notices.extend(actions);
+        if matches!(h.policy.phase(), Phase::Paused { .. }) {
+            break;
+        }
+    }
+    let until = match notices.as_slice() {
+        [Action::Notify(Notice::Paused { until, codes: 3 })] => *until,
+        other => panic!("expected one Paused notice, got {other:?}"),
+    };
+    assert_eq!(until, h.now + 3600 * S);
+    // During the pause: polls at the poll interval, no codes, no more notices.
+    while h.policy.next_at() < until {
+        let gap = h.gap();
+        assert!(gap >= 54 * S || h.policy.next_at() == until, "gap {gap:?}");
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+    }
+    // After the cooldown, a fresh budget in the same episode.
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(codes_used(&h.policy), 0);
+}
+
+#[test]
+fn a_relink_request_ends_a_pause_now() {
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        ..settings()
+    });
+    h.get_code();
+    let mut paused = false;
+    while !paused {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        paused = actions
+            .iter()
+            .any(|a| matches!(a, Action::Notify(Notice::Paused { .. })));
+    }
+    h.wait(60 * S);
+    h.feed(Input::RelinkRequested);
+    assert_eq!(h.policy.next_at(), h.now);
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+}
+
+#[test]
+fn linking_ends_the_episode_with_one_linked_notice_and_resets_the_budget() {
+    let mut h = Harness::new();
+    h.get_code();
+    h.get_code();
+    assert_eq!(
+        h.poll(InstanceState::Authorized),
+        vec![Action::Notify(Notice::Linked)]
+    );
+    assert_eq!(h.policy.phase(), &Phase::Watching);
+    assert!(h.poll(InstanceState::Authorized).is_empty());
+    // A new episode later starts with a full budget.
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(codes_used(&h.policy), 0);
+}
+
+#[test]
+fn linking_during_a_pause_ends_it_with_a_linked_notice() {
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        ..settings()
+    });
+    h.get_code();
+    while !matches!(h.policy.phase(), Phase::Paused { .. }) {
+        h.poll(InstanceState::NotAuthorized);
+    }
+    assert_eq!(
+        h.poll(InstanceState::Authorized),
+        vec![Action::Notify(Notice::Linked)]
+    );
+}
+
+#[test]
+fn restricted_states_alert_once_and_never_request_codes() {
+    for state in [
+        InstanceState::Blocked,
+        InstanceState::Suspended,
+        InstanceState::YellowCard,
+    ] {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.poll(state.clone()),
+            vec![Action::Notify(Notice::Alert {
+                state: state.clone()
+            })]
+        );
+        for _ in 0..10 {
+            assert!(h.poll(state.clone()).is_empty());
+        }
+        // Back to notAuthorized: an ordinary episode.
+        assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    }
+}
+
+#[test]
+fn a_restricted_state_during_an_episode_stops_codes() {
+    let mut h = Harness::new();
+    h.get_code();
+    assert_eq!(
+        h.poll(InstanceState::Blocked),
+        vec![Action::Notify(Notice::Alert {
+            state: InstanceState::Blocked
+        })]
+    );
+    h.wait(1000 * S);
+    assert!(h.poll(InstanceState::Blocked).is_empty());
+    assert_eq!(
+        h.poll(InstanceState::Authorized),
+        vec![Action::Notify(Notice::Linked)]
+    );
+}
+
+#[test]
+fn starting_sleep_mode_and_unknown_states_never_get_codes() {
+    for state in [
+        InstanceState::Starting,
+        InstanceState::SleepMode,
+        InstanceState::Other("pendingCode".into()),
+    ] {
+        let mut h = Harness::new();
+        for _ in 0..10 {
+            assert!(h.poll(state.clone()).is_empty(), "{state}");
+        }
+        // Even mid-episode, after the code expired.
+        let expires_at = h.get_code();
+        h.now = expires_at;
+        for _ in 0..10 {
+            assert!(h.poll(state.clone()).is_empty(), "{state}");
+        }
+    }
+}
+
+#[test]
+fn poll_errors_back_off_exponentially_up_to_the_cap() {
+    let mut h = Harness::new();
+    let mut gaps = Vec::new();
+    for _ in 0..8 {
+        assert_eq!(h.due(), vec![Action::PollState]);
+        h.feed(Input::PollFailed { retry_after: None });
+        gaps.push(h.gap());
+    }
+    // 120s, 240s, then the 300s cap (each ±10%).
+    assert!(gaps[0] >= 108 * S && gaps[0] <= 132 * S, "{gaps:?}");
+    assert!(gaps[1] > gaps[0], "{gaps:?}");
+    for gap in &gaps[2..] {
+        assert!(*gap >= 270 * S && *gap <= 330 * S, "{gaps:?}");
+    }
+    // A success resets the backoff.
+    h.poll(InstanceState::Authorized);
+    assert!(h.gap() <= 66 * S);
+}
+
+#[test]
+fn errors_never_make_polling_faster_than_the_interval() {
+    let mut h = Harness::with(InstanceSettings {
+        backoff_max: 10 * S,
+        ..settings()
+    });
+    h.due();
+    h.feed(Input::PollFailed { retry_after: None });
+    assert!(h.gap() >= 54 * S);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut h = Harness::new();
+    h.due();
+    h.feed(Input::PollFailed {
+        retry_after: Some(900 * S),
+    });
+    assert_eq!(h.gap(), 900 * S);
+}
+
+#[test]
+fn code_refusals_back_off_and_keep_growing_although_polls_succeed() {
+    let mut h = Harness::new();
+    let mut gaps = Vec::new();
+    for _ in 0..4 {
+        loop {
+            if h.poll(InstanceState::NotAuthorized) == vec![Action::RequestCode] {
+                break;
+            }
+        }
+        h.feed(Input::CodeNotIssued);
+        gaps.push(h.gap());
+    }
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
+    assert_eq!(codes_used(&h.policy), 0, "a refusal uses no budget");
+}
+
+#[test]
+fn a_code_arriving_after_the_episode_ended_is_not_delivered() {
+    let mut h = Harness::new();
+    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    // Meanwhile the instance is blocked (a concurrent reload, say).
+    h.policy.phase = Phase::Alerted(InstanceState::Blocked);
+    assert!(h.feed(Input::CodeIssued).is_empty());
+}
+
+#[test]
+fn polls_are_never_closer_than_one_second_whatever_the_settings() {
+    let mut h = Harness::with(InstanceSettings {
+        poll_interval: Duration::from_millis(100),
+        linking_poll_interval: Duration::from_millis(10),
+        code_ttl: Duration::from_millis(500),
+        backoff_max: Duration::from_millis(1),
+        ..settings()
+    });
+    let mut last: Option<Instant> = None;
+    for i in 0..200 {
+        let actions = h.due();
+        assert_eq!(actions, vec![Action::PollState]);
+        if let Some(last) = last {
+            assert!(h.now - last >= MIN_GAP, "poll {i} after {:?}", h.now - last);
+        }
+        last = Some(h.now);
+        let state = if i % 3 == 0 {
+            InstanceState::Authorized
+        } else {
+            InstanceState::NotAuthorized
+        };
+        match h.feed(Input::Polled(state)).as_slice() {
+            [Action::RequestCode] => {
+                h.feed(Input::CodeIssued);
+            }
+            _ => {
+                if i % 7 == 0 {
+                    h.feed(Input::PollFailed { retry_after: None });
+                }
+            }
+        }
+        assert!(h.gap() >= MIN_GAP, "gap {:?} at {i}", h.gap());
+    }
+}
+
+#[test]
+fn new_settings_keep_the_episode_and_shorten_a_long_wait() {
+    let mut h = Harness::new();
+    h.get_code();
+    let before = h.policy.phase().clone();
+    h.policy.update_settings(
+        InstanceSettings {
+            poll_interval: 10 * S,
+            ..settings()
+        },
+        h.now,
+    );
+    assert_eq!(h.policy.phase(), &before);
+}
+
+#[test]
+fn a_delivery_outcome_is_recorded_on_the_code() {
+    let mut h = Harness::new();
+    h.get_code();
+    h.feed(Input::CodeDelivered { delivered: true });
+    assert!(matches!(
+        h.policy.phase(),
+        Phase::Linking {
+            code: Some(Code {
+                delivered: Some(true),
+                ..
+            }),
+            ..
+        }
+    ));
+}

@@ -1,0 +1,254 @@
+//! One task per instance: it sleeps until the policy's next moment, performs
+//! the policy's actions (vendor calls, deliveries) and feeds the results back.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::{Duration, Instant};
+
+use super::policy::{Action, Input, Notice, Policy};
+use crate::delivery::{wall_clock, Dispatcher, InstanceRef, Notification};
+use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
+use crate::metrics::{CodeOutcome, InstanceMetrics};
+
+/// How long a notice (linked, paused, alert) may keep retrying.
+const NOTICE_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// What the fleet knows of an instance to supervise it.
+#[derive(Clone)]
+pub struct InstanceSpec {
+    pub instance: InstanceRef,
+    pub phone: u64,
+    pub channels: Vec<String>,
+    pub api: InstanceApi,
+}
+
+pub enum Command {
+    /// End a pause or poll now (admin API).
+    Relink,
+    /// New settings from a reload; the episode is kept.
+    Update(Box<(InstanceSpec, crate::config::InstanceSettings)>),
+}
+
+pub struct Supervisor {
+    spec: InstanceSpec,
+    policy: Policy,
+    dispatcher: Dispatcher,
+    metrics: Arc<InstanceMetrics>,
+    /// The code just received, held only until it is handed to delivery.
+    code: Option<SecretString>,
+    code_delivery: Option<AbortHandle>,
+    delivered_tx: mpsc::UnboundedSender<bool>,
+    delivered_rx: mpsc::UnboundedReceiver<bool>,
+}
+
+impl Supervisor {
+    pub fn new(
+        spec: InstanceSpec,
+        policy: Policy,
+        dispatcher: Dispatcher,
+        metrics: Arc<InstanceMetrics>,
+    ) -> Self {
+        let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
+        Self {
+            spec,
+            policy,
+            dispatcher,
+            metrics,
+            code: None,
+            code_delivery: None,
+            delivered_tx,
+            delivered_rx,
+        }
+    }
+
+    /// Runs until the command sender is dropped.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            let next = self.policy.next_at();
+            let input = tokio::select! {
+                command = commands.recv() => match command {
+                    None => break,
+                    Some(Command::Relink) => {
+                        tracing::info!(instance = %self.spec.instance.name, wa_instance = self.spec.instance.id, "relink requested");
+                        Input::RelinkRequested
+                    }
+                    Some(Command::Update(update)) => {
+                        let (spec, settings) = *update;
+                        self.spec = spec;
+                        self.policy.update_settings(settings, Instant::now());
+                        continue;
+                    }
+                },
+                Some(delivered) = self.delivered_rx.recv() => Input::CodeDelivered { delivered },
+                () = tokio::time::sleep_until(next) => Input::Due,
+            };
+            self.step(input).await;
+        }
+        if let Some(delivery) = self.code_delivery.take() {
+            delivery.abort();
+        }
+    }
+
+    /// Feeds one input and performs the resulting actions, and theirs.
+    async fn step(&mut self, input: Input) {
+        let mut queue: VecDeque<Action> = self.policy.handle(input, Instant::now()).into();
+        while let Some(action) = queue.pop_front() {
+            let follow_up = match action {
+                Action::PollState => self.poll().await,
+                Action::RequestCode => self.request_code().await,
+                Action::DeliverCode { expires_at } => {
+                    self.deliver_code(expires_at);
+                    continue;
+                }
+                Action::Notify(notice) => {
+                    self.notify(notice);
+                    continue;
+                }
+            };
+            queue.extend(self.policy.handle(follow_up, Instant::now()));
+        }
+    }
+
+    async fn poll(&mut self) -> Input {
+        let previous = self.policy.observed().cloned();
+        match self.spec.api.get_state().await {
+            Ok(state) => {
+                self.metrics.poll(true);
+                self.metrics.set_state(&state);
+                if previous.as_ref() != Some(&state) {
+                    self.log_state_change(previous.as_ref(), &state);
+                }
+                Input::Polled(state)
+            }
+            Err(error) => {
+                self.metrics.poll(false);
+                tracing::warn!(
+                    instance = %self.spec.instance.name,
+                    wa_instance = self.spec.instance.id,
+                    reason = error.outcome(),
+                    %error,
+                    failures = self.policy.failures() + 1,
+                    "state poll failed"
+                );
+                Input::PollFailed {
+                    retry_after: error.retry_after(),
+                }
+            }
+        }
+    }
+
+    fn log_state_change(&self, previous: Option<&InstanceState>, state: &InstanceState) {
+        let from = previous.map_or("(none)", InstanceState::as_str);
+        let (name, id) = (&self.spec.instance.name, self.spec.instance.id);
+        match state {
+            InstanceState::Other(_) => tracing::warn!(
+                instance = %name, wa_instance = id, from, state = %state,
+                "instance reports a state relinkd does not know; no codes will be requested"
+            ),
+            InstanceState::Authorized if previous.is_none() => tracing::debug!(
+                instance = %name, wa_instance = id, state = %state, "instance state"
+            ),
+            _ => tracing::info!(instance = %name, wa_instance = id, from, state = %state, "instance state changed"),
+        }
+    }
+
+    async fn request_code(&mut self) -> Input {
+        let result = self.spec.api.get_authorization_code(self.spec.phone).await;
+        let (name, id) = (&self.spec.instance.name, self.spec.instance.id);
+        match result {
+            Ok(CodeReply::Code(code)) => {
+                self.metrics.code_requested(CodeOutcome::Received);
+                self.code = Some(code);
+                Input::CodeIssued
+            }
+            Ok(CodeReply::NotReceived) => {
+                self.metrics.code_requested(CodeOutcome::NotReceived);
+                tracing::warn!(instance = %name, wa_instance = id, "vendor answered status:false (no code this time); backing off");
+                Input::CodeNotIssued
+            }
+            Err(error) => {
+                self.metrics.code_requested(CodeOutcome::Error);
+                tracing::warn!(instance = %name, wa_instance = id, reason = error.outcome(), %error, "code request failed; backing off");
+                Input::CodeFailed {
+                    retry_after: error.retry_after(),
+                }
+            }
+        }
+    }
+
+    fn deliver_code(&mut self, expires_at: Instant) {
+        let Some(code) = self.code.take() else {
+            return;
+        };
+        let expiry = wall_clock(expires_at);
+        self.metrics.set_code_expiry(Some(expiry));
+        tracing::info!(
+            instance = %self.spec.instance.name,
+            wa_instance = self.spec.instance.id,
+            expires_at = %crate::delivery::format_utc(expiry),
+            channels = ?self.spec.channels,
+            "linking code received; delivering"
+        );
+        let notification = Notification::code(
+            self.spec.instance.clone(),
+            self.spec.phone,
+            code,
+            expiry,
+            expires_at,
+        );
+        let dispatcher = self.dispatcher.clone();
+        let channels = self.spec.channels.clone();
+        let report = self.delivered_tx.clone();
+        let task = tokio::spawn(async move {
+            let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
+            let _ = report.send(delivered);
+        });
+        self.code_delivery = Some(task.abort_handle());
+    }
+
+    fn notify(&mut self, notice: Notice) {
+        let instance = self.spec.instance.clone();
+        let deadline = Instant::now() + NOTICE_DEADLINE;
+        let notification = match notice {
+            Notice::Linked => {
+                self.end_code();
+                self.metrics.relinked();
+                tracing::info!(instance = %instance.name, wa_instance = instance.id, "instance linked again; episode over");
+                Notification::linked(instance, deadline)
+            }
+            Notice::Paused { until, codes } => {
+                self.metrics.episode_paused();
+                self.metrics.set_code_expiry(None);
+                let until = wall_clock(until);
+                tracing::warn!(
+                    instance = %instance.name, wa_instance = instance.id, codes,
+                    until = %crate::delivery::format_utc(until),
+                    "code budget spent; pausing codes"
+                );
+                Notification::paused(instance, codes, until, deadline)
+            }
+            Notice::Alert { state } => {
+                self.end_code();
+                tracing::warn!(instance = %instance.name, wa_instance = instance.id, state = %state, "instance restricted by WhatsApp; no codes will be requested");
+                Notification::alert(instance, state.as_str(), deadline)
+            }
+        };
+        let dispatcher = self.dispatcher.clone();
+        let channels = self.spec.channels.clone();
+        tokio::spawn(async move {
+            dispatcher.deliver(Arc::new(notification), &channels).await;
+        });
+    }
+
+    /// The episode is over: a code still being delivered is stale.
+    fn end_code(&mut self) {
+        self.metrics.set_code_expiry(None);
+        if let Some(delivery) = self.code_delivery.take() {
+            delivery.abort();
+        }
+    }
+}
