@@ -28,6 +28,7 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    let listen = listener.local_addr().map_err(DaemonError::Listener)?;
     let ready = Arc::new(AtomicBool::new(false));
     let router = admin::router(AdminState {
         metrics: metrics.clone(),
@@ -56,7 +57,7 @@ pub async fn run(
     tracing::info!(
         instances = fleet.len(),
         channels = config.channels.len(),
-        listen = %config.daemon.listen,
+        %listen,
         "relinkd running"
     );
 

@@ -1,1 +1,124 @@
-fn main(){}
+//! relinkd's command line: parse, set up logging, load the config, run until
+//! a signal.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use relinkd::config::{self, LogFormat};
+use relinkd::metrics::Metrics;
+use relinkd::{daemon, demo, sim, telemetry};
+
+const DEFAULT_CONFIG: &str = "/etc/relinkd/relinkd.toml";
+
+#[derive(Parser)]
+#[command(version, about = "Keeps GREEN-API WhatsApp instances linked", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and print a summary; exit 1 if it is invalid.
+    CheckConfig {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+        config: PathBuf,
+    },
+    /// The whole loop on this machine, no account needed: a simulated
+    /// GREEN-API, the daemon, a console channel and a simulated admin.
+    Demo(demo::DemoArgs),
+    /// Run the GREEN-API simulator alone.
+    Sim(sim::SimArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(config).await,
+        Command::CheckConfig { config } => check_config(config),
+        Command::Demo(args) => {
+            telemetry::init(LogFormat::Text);
+            report(demo::run(args, shutdown_signal()).await)
+        }
+        Command::Sim(args) => {
+            telemetry::init(LogFormat::Text);
+            report(sim::run_cli(args, shutdown_signal()).await)
+        }
+    }
+}
+
+async fn run(path: PathBuf) -> ExitCode {
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("relinkd: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(config.daemon.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let listen = config.daemon.listen;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%listen, %error, "cannot listen on [daemon] listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    report(daemon::run(config, listener, Metrics::new(), shutdown_signal()).await)
+}
+
+fn check_config(path: PathBuf) -> ExitCode {
+    match config::load(&path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "{}: ok: {} instances, {} channels, listen {}, digest {}",
+                path.display(),
+                config.instances.len(),
+                config.channels.len(),
+                config.daemon.listen,
+                &config.digest[..config.digest.len().min(12)],
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("relinkd: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("relinkd: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

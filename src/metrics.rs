@@ -512,9 +512,11 @@ mod tests {
         let metrics = Metrics::new();
         let m = metrics.instance(1101000001, "sales \"line\"");
         let text = metrics.render();
-        assert!(text.contains(
-            "relinkd_instance_state{state=\"authorized\",wa_instance=\"1101000001\"} 0"
-        ));
+        assert!(
+            text.contains(
+                "relinkd_instance_state{state=\"authorized\",wa_instance=\"1101000001\"} 0"
+            )
+        );
         assert!(text.contains("name=\"sales \\\"line\\\"\""));
         m.set_state(&InstanceState::NotAuthorized);
         let text = metrics.render();

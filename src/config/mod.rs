@@ -1,54 +1,326 @@
-//! TEMPORARY stub: replaced by the config module under development.
-use secrecy::{SecretBox, SecretString};
+//! The daemon's configuration: the TOML model, validation with precise
+//! messages, secret loading and a digest of the file.
+//!
+//! Entry points are [`load`] (real process environment) and [`load_with`]
+//! (any [`Environment`], used by tests). Validation collects every problem it
+//! finds; a single problem is reported as [`ConfigError::Invalid`], several as
+//! [`ConfigError::Multiple`] (one per line when displayed).
+//!
+//! Every message has the form `<file>: <key path>: <what is wrong>`, where the
+//! key path uses 0-based positions for array tables: `instance[1].phone`,
+//! `channel[0].url`, `defaults.cooldown`, `daemon.listen`.
+//!
+//! Secrets (API tokens, the admin token, webhook signing keys) are held in
+//! [`secrecy`] containers and never appear in errors, warnings or `Debug`.
+
+mod raw;
+mod secrets;
+mod validate;
+mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::{Digest, Sha256};
+
+pub use secrets::InvalidWebhookSecret;
+
+/// Where environment variables come from: the process environment for real,
+/// a map in tests. `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY` and every
+/// `*_env` secret are read through it.
+pub trait Environment {
+    /// The value of `name`, or `None` when unset (or not valid UTF-8).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment (`std::env::var`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: BuildHasher> Environment for HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// One validation problem: the key path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// e.g. `instance[2].phone`
+    pub key: String,
+    /// e.g. `must be 7 to 15 digits (got 5)`
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a config could not be loaded. Display: `<file>: <key path>: <what is wrong>`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {message}")]
+    /// The config file itself could not be read.
+    #[error("{}: cannot read the config file: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// TOML syntax, unknown key or wrong type; `message` starts with
+    /// `line L, column C:`.
+    #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// Exactly one validation problem.
+    #[error("{}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// Several validation problems, displayed one per line, each as
+    /// `<file>: <key path>: <what is wrong>`. (Added to the agreed interface
+    /// so that `check-config` can report everything at once.)
+    #[error("{}", display_many(path, errors))]
+    Multiple { path: PathBuf, errors: Vec<Issue> },
 }
+
+fn display_many(path: &Path, errors: &[Issue]) -> String {
+    let mut out = String::new();
+    for (i, issue) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{}: {issue}", path.display()));
+    }
+    out
+}
+
+impl ConfigError {
+    /// The config file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::Parse { path, .. }
+            | ConfigError::Invalid { path, .. }
+            | ConfigError::Multiple { path, .. } => path,
+        }
+    }
+
+    /// The validation problems (empty for read and parse errors).
+    pub fn issues(&self) -> Vec<Issue> {
+        match self {
+            ConfigError::Invalid { key, message, .. } => vec![Issue {
+                key: key.clone(),
+                message: message.clone(),
+            }],
+            ConfigError::Multiple { errors, .. } => errors.clone(),
+            ConfigError::Read { .. } | ConfigError::Parse { .. } => Vec::new(),
+        }
+    }
+}
+
+/// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// Lowercase hex sha256 of the config file's bytes.
     pub digest: String,
     pub daemon: DaemonConfig,
     pub channels: Vec<ChannelConfig>,
     pub instances: Vec<InstanceConfig>,
+    /// Each as `<file>: <key path>: <message>`: inline secrets,
+    /// group/world-readable secret files, clamped intervals, an empty fleet,
+    /// unused channels.
     pub warnings: Vec<String>,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat { Text, Json }
+
+impl Config {
+    /// The channel called `name`, if configured.
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
+    /// The instance with this `idInstance`, if configured.
+    pub fn instance(&self, id: u64) -> Option<&InstanceConfig> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
+    /// Metrics + admin API; default 127.0.0.1:7788.
     pub listen: SocketAddr,
+    /// Default `$STATE_DIRECTORY` (first entry), else `./state`.
     pub state_dir: PathBuf,
     pub log_format: LogFormat,
+    /// Bearer token for POST endpoints.
     pub admin_token: Option<SecretString>,
+    /// Default 64, 1..=10000.
     pub max_concurrent_requests: usize,
 }
-#[derive(Debug, Clone)]
-pub struct ChannelConfig { pub name: String, pub attempt_timeout: Duration, pub kind: ChannelKind }
-#[derive(Debug, Clone)]
-pub enum ChannelKind { Webhook { url: String, secret: Option<WebhookSecret> }, Console }
-#[derive(Clone)]
-pub struct WebhookSecret(std::sync::Arc<SecretBox<Vec<u8>>>);
-impl WebhookSecret {
-    pub fn expose(&self) -> &[u8] { use secrecy::ExposeSecret; self.0.expose_secret() }
-    pub fn new(b: Vec<u8>) -> Self { Self(std::sync::Arc::new(SecretBox::new(Box::new(b)))) }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
-impl std::fmt::Debug for WebhookSecret { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("[redacted]") } }
+
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Unique, 1..=64 of `[A-Za-z0-9_.-]` (a metric label).
+    pub name: String,
+    /// Per-attempt timeout (key `timeout`, default 10s).
+    pub attempt_timeout: Duration,
+    pub kind: ChannelKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChannelKind {
+    Webhook {
+        /// Starts with http:// or https://.
+        url: String,
+        secret: Option<WebhookSecret>,
+    },
+    Console,
+}
+
+impl ChannelKind {
+    /// The `type` key's value: `webhook`, `console`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook { .. } => "webhook",
+            ChannelKind::Console => "console",
+        }
+    }
+}
+
+/// A Standard Webhooks signing key: the decoded bytes of `whsec_<base64>`.
+/// `Debug` never shows it. Cloning shares the key (no copy of the bytes).
+#[derive(Clone)]
+pub struct WebhookSecret(Arc<SecretBox<Vec<u8>>>);
+
+impl WebhookSecret {
+    /// Wraps already-decoded key bytes.
+    pub fn new(key: Vec<u8>) -> Self {
+        WebhookSecret(Arc::new(SecretBox::new(Box::new(key))))
+    }
+
+    /// Decodes `whsec_<base64>` (or bare base64; standard alphabet, padding
+    /// optional). The error never contains the input.
+    pub fn decode(text: &str) -> Result<Self, InvalidWebhookSecret> {
+        secrets::decode_webhook_secret(text)
+    }
+
+    /// The key bytes, for HMAC.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret([REDACTED])")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InstanceConfig {
-    pub id: u64, pub name: String, pub api_url: String,
-    pub api_token: SecretString, pub phone: u64, pub channels: Vec<String>,
+    /// idInstance.
+    pub id: u64,
+    pub name: String,
+    /// No trailing slash.
+    pub api_url: String,
+    pub api_token: SecretString,
+    /// Digits only, 7..=15 digits.
+    pub phone: u64,
+    /// Names of configured channels, non-empty.
+    pub channels: Vec<String>,
     pub settings: InstanceSettings,
 }
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSettings {
-    pub poll_interval: Duration, pub linking_poll_interval: Duration, pub code_ttl: Duration,
-    pub codes_per_episode: u32, pub cooldown: Duration, pub request_timeout: Duration,
+    pub poll_interval: Duration,
+    pub linking_poll_interval: Duration,
+    pub code_ttl: Duration,
+    pub codes_per_episode: u32,
+    pub cooldown: Duration,
+    pub request_timeout: Duration,
     pub backoff_max: Duration,
 }
-pub fn load(path: &Path) -> Result<Config, ConfigError> { Err(ConfigError::Parse { path: path.into(), message: "stub".into() }) }
+
+impl Default for InstanceSettings {
+    /// The built-in defaults (what an empty `[defaults]` gives).
+    fn default() -> Self {
+        InstanceSettings {
+            poll_interval: Duration::from_secs(60),
+            linking_poll_interval: Duration::from_secs(5),
+            code_ttl: Duration::from_secs(150),
+            codes_per_episode: 4,
+            cooldown: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(40),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Reads and validates the config at `path`, loading secrets from the real
+/// process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &ProcessEnv)
+}
+
+/// Reads and validates the config at `path`, reading environment variables
+/// (`*_env` secrets, `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`) from `env`.
+pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let digest = sha256_hex(&bytes);
+    let result = parse_and_validate(path, &bytes, digest, env);
+    // The text may hold inline secrets: do not leave it lying in freed memory.
+    let mut bytes = bytes;
+    secrecy::zeroize::Zeroize::zeroize(&mut bytes);
+    result
+}
+
+fn parse_and_validate(
+    path: &Path,
+    bytes: &[u8],
+    digest: String,
+    env: &dyn Environment,
+) -> Result<Config, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+    })?;
+    let raw = raw::parse(text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    validate::build(raw, path, digest, env)
+}
+
+/// Lowercase hex sha256 of `bytes` (the config digest).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

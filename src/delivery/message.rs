@@ -115,7 +115,15 @@ impl Notification {
             "relinkd: {} ({}) is linked again. Nothing more to do.",
             instance.name, instance.id
         );
-        Self::build(Event::Linked, instance, "authorized".into(), None, None, deadline, text)
+        Self::build(
+            Event::Linked,
+            instance,
+            "authorized".into(),
+            None,
+            None,
+            deadline,
+            text,
+        )
     }
 
     pub fn paused(instance: InstanceRef, codes: u32, until: SystemTime, deadline: Instant) -> Self {
@@ -127,7 +135,15 @@ impl Notification {
             id = instance.id,
             until = format_utc(until),
         );
-        Self::build(Event::Paused, instance, "notAuthorized".into(), None, None, deadline, text)
+        Self::build(
+            Event::Paused,
+            instance,
+            "notAuthorized".into(),
+            None,
+            None,
+            deadline,
+            text,
+        )
     }
 
     pub fn alert(instance: InstanceRef, state: &str, deadline: Instant) -> Self {
@@ -137,7 +153,15 @@ impl Notification {
             name = instance.name,
             id = instance.id,
         );
-        Self::build(Event::Alert, instance, state.into(), None, None, deadline, text)
+        Self::build(
+            Event::Alert,
+            instance,
+            state.into(),
+            None,
+            None,
+            deadline,
+            text,
+        )
     }
 
     fn build(

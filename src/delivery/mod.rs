@@ -21,8 +21,8 @@ use crate::config::{ChannelConfig, ChannelKind};
 use crate::metrics::DeliveryMetrics;
 
 pub use console::Console;
-pub use message::{format_utc, Event, InstanceRef, Notification};
-pub use signing::{sign, WebhookSigner};
+pub use message::{Event, InstanceRef, Notification, format_utc};
+pub use signing::{WebhookSigner, sign};
 pub use webhook::Webhook;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -206,7 +206,13 @@ async fn notify(
         attempt += 1;
         let now = Instant::now();
         if now >= deadline {
-            return Err(give_up(channel, notification, attempt - 1, Reason::Expired, "deadline passed before the attempt"));
+            return Err(give_up(
+                channel,
+                notification,
+                attempt - 1,
+                Reason::Expired,
+                "deadline passed before the attempt",
+            ));
         }
         let limit = channel.attempt_timeout().min(deadline - now);
         let error = match tokio::time::timeout(limit, channel.send(notification)).await {
@@ -223,12 +229,24 @@ async fn notify(
             }
             Ok(Err(error)) => error,
             Err(_) if Instant::now() >= deadline => {
-                return Err(give_up(channel, notification, attempt, Reason::Expired, "attempt cut off at the deadline"));
+                return Err(give_up(
+                    channel,
+                    notification,
+                    attempt,
+                    Reason::Expired,
+                    "attempt cut off at the deadline",
+                ));
             }
             Err(_) => SendError::new(Reason::Timeout, format!("no answer within {limit:?}")),
         };
         if !error.reason.is_retryable() {
-            return Err(give_up(channel, notification, attempt, error.reason, &error.detail));
+            return Err(give_up(
+                channel,
+                notification,
+                attempt,
+                error.reason,
+                &error.detail,
+            ));
         }
         let backoff = retry
             .first_delay
@@ -238,7 +256,13 @@ async fn notify(
         let delay = error.retry_after.map_or(backoff, |r| r.max(backoff));
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
-            return Err(give_up(channel, notification, attempt, Reason::Expired, &format!("last attempt: {error}")));
+            return Err(give_up(
+                channel,
+                notification,
+                attempt,
+                Reason::Expired,
+                &format!("last attempt: {error}"),
+            ));
         }
         tracing::debug!(
             channel = channel.name(),

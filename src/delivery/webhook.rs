@@ -43,7 +43,10 @@ impl Webhook {
             .header("webhook-id", &n.id)
             .header("webhook-timestamp", timestamp.to_string());
         if let Some(signer) = &self.signer {
-            request = request.header("webhook-signature", signer.signature(&n.id, timestamp, &body));
+            request = request.header(
+                "webhook-signature",
+                signer.signature(&n.id, timestamp, &body),
+            );
         }
         let response = request
             .body(body)

@@ -129,7 +129,9 @@ impl InstanceApi {
         let state = body
             .get("stateInstance")
             .and_then(Value::as_str)
-            .ok_or(ApiError::BadBody("`stateInstance` is missing or not a string"))?;
+            .ok_or(ApiError::BadBody(
+                "`stateInstance` is missing or not a string",
+            ))?;
         Ok(InstanceState::parse(state))
     }
 
@@ -167,8 +169,9 @@ impl InstanceApi {
     pub async fn get_wa_settings(&self) -> Result<WaSettings, ApiError> {
         let body = self.call(Method::GetWaSettings, None).await?;
         let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-        let state = text("stateInstance")
-            .ok_or(ApiError::BadBody("`stateInstance` is missing or not a string"))?;
+        let state = text("stateInstance").ok_or(ApiError::BadBody(
+            "`stateInstance` is missing or not a string",
+        ))?;
         Ok(WaSettings {
             phone: text("phone").unwrap_or_default(),
             state: InstanceState::parse(&state),
@@ -280,9 +283,13 @@ pub(crate) fn classify(
             // Seen by SDKs: an error inside HTTP 200, `{"code":401,"description":...}`.
             if let Some(code) = map.get("code").and_then(Value::as_u64) {
                 return Err(match code {
-                    401 | 403 => ApiError::Unauthorized { status: code as u16 },
+                    401 | 403 => ApiError::Unauthorized {
+                        status: code as u16,
+                    },
                     429 => ApiError::RateLimited { retry_after: None },
-                    500..=599 => ApiError::Server { status: code as u16 },
+                    500..=599 => ApiError::Server {
+                        status: code as u16,
+                    },
                     _ => ApiError::Client {
                         status: code.min(u16::MAX as u64) as u16,
                         text: map
@@ -359,9 +366,18 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_objects_are_bad_bodies() {
-        assert!(matches!(classify(200, None, b"null"), Err(ApiError::BadBody(_))));
-        assert!(matches!(classify(200, None, b"{\"stat"), Err(ApiError::BadBody(_))));
-        assert!(matches!(classify(200, None, b"[1]"), Err(ApiError::BadBody(_))));
+        assert!(matches!(
+            classify(200, None, b"null"),
+            Err(ApiError::BadBody(_))
+        ));
+        assert!(matches!(
+            classify(200, None, b"{\"stat"),
+            Err(ApiError::BadBody(_))
+        ));
+        assert!(matches!(
+            classify(200, None, b"[1]"),
+            Err(ApiError::BadBody(_))
+        ));
     }
 
     #[test]

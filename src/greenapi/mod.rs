@@ -4,8 +4,6 @@ mod client;
 mod error;
 mod state;
 
-pub use client::{
-    Client, CodeReply, InstanceApi, Method, WaSettings, MIN_CALL_GAP,
-};
+pub use client::{Client, CodeReply, InstanceApi, MIN_CALL_GAP, Method, WaSettings};
 pub use error::ApiError;
 pub use state::InstanceState;

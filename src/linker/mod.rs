@@ -6,5 +6,5 @@ pub mod policy;
 mod supervisor;
 
 pub use fleet::Fleet;
-pub use policy::{Action, Input, Notice, Phase, Policy, MIN_GAP};
+pub use policy::{Action, Input, MIN_GAP, Notice, Phase, Policy};
 pub use supervisor::{Command, InstanceSpec, Supervisor};

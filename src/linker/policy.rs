@@ -32,13 +32,19 @@ pub enum Input {
     /// The time returned by [`Policy::next_at`] has come.
     Due,
     Polled(InstanceState),
-    PollFailed { retry_after: Option<Duration> },
+    PollFailed {
+        retry_after: Option<Duration>,
+    },
     CodeIssued,
     /// `status:false`: the vendor gave no code this time.
     CodeNotIssued,
-    CodeFailed { retry_after: Option<Duration> },
+    CodeFailed {
+        retry_after: Option<Duration>,
+    },
     /// Outcome of delivering the outstanding code: did any channel take it?
-    CodeDelivered { delivered: bool },
+    CodeDelivered {
+        delivered: bool,
+    },
     /// An operator asked for codes now (ends a pause).
     RelinkRequested,
 }
@@ -48,7 +54,9 @@ pub enum Action {
     PollState,
     RequestCode,
     /// Deliver the code just received; it is valid until `expires_at`.
-    DeliverCode { expires_at: Instant },
+    DeliverCode {
+        expires_at: Instant,
+    },
     Notify(Notice),
 }
 
@@ -183,9 +191,7 @@ impl Policy {
         if now < self.next_at {
             return Vec::new();
         }
-        if let Phase::Paused {
-            started, until, ..
-        } = self.phase
+        if let Phase::Paused { started, until, .. } = self.phase
             && now >= until
         {
             // The cooldown is over: a fresh budget within the same episode.
@@ -227,13 +233,12 @@ impl Policy {
                 },
                 Phase::Paused { .. } => {}
             },
-            restricted if restricted.is_alert() => {
-                if self.phase != Phase::Alerted(state.clone()) {
-                    actions.push(Action::Notify(Notice::Alert {
-                        state: state.clone(),
-                    }));
-                    self.phase = Phase::Alerted(state.clone());
-                }
+            // Told once per restricted state.
+            restricted if restricted.is_alert() && self.phase != Phase::Alerted(state.clone()) => {
+                actions.push(Action::Notify(Notice::Alert {
+                    state: state.clone(),
+                }));
+                self.phase = Phase::Alerted(state.clone());
             }
             // starting, sleepMode, unknown: wait; an outstanding code stays
             // valid until it expires, and no new one is requested.

@@ -103,7 +103,10 @@ fn an_authorized_instance_is_polled_at_the_poll_interval_and_never_asked_for_a_c
     for _ in 0..100 {
         assert!(h.poll(InstanceState::Authorized).is_empty());
         let gap = h.gap();
-        assert!(gap >= 54 * S && gap <= 66 * S, "gap {gap:?} outside 60s ±10%");
+        assert!(
+            gap >= 54 * S && gap <= 66 * S,
+            "gap {gap:?} outside 60s ±10%"
+        );
     }
     assert_eq!(h.policy.phase(), &Phase::Watching);
 }
@@ -111,7 +114,10 @@ fn an_authorized_instance_is_polled_at_the_poll_interval_and_never_asked_for_a_c
 #[test]
 fn not_authorized_starts_an_episode_with_a_code_request() {
     let mut h = Harness::new();
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
     let expires_at = match h.feed(Input::CodeIssued).as_slice() {
         [Action::DeliverCode { expires_at }] => *expires_at,
         other => panic!("{other:?}"),
@@ -119,7 +125,11 @@ fn not_authorized_starts_an_episode_with_a_code_request() {
     assert_eq!(expires_at, h.now + 150 * S);
     assert!(matches!(
         h.policy.phase(),
-        Phase::Linking { codes_used: 1, code: Some(_), .. }
+        Phase::Linking {
+            codes_used: 1,
+            code: Some(_),
+            ..
+        }
     ));
 }
 
@@ -148,7 +158,10 @@ fn the_next_code_is_requested_at_expiry_not_before() {
     // that poll asks for the next code.
     assert!(h.policy.next_at() >= expires_at);
     assert!(h.policy.next_at() <= expires_at + MIN_GAP);
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
     assert!(h.now >= expires_at);
 }
 
@@ -172,7 +185,10 @@ fn the_budget_pauses_the_episode_with_exactly_one_notice() {
     let mut notices = Vec::new();
     loop {
         let actions = h.poll(InstanceState::NotAuthorized);
-        assert!(!actions.contains(&Action::RequestCode), "a 4th code was requested");
+        assert!(
+            !actions.contains(&Action::RequestCode),
+            "a 4th code was requested"
+        );
         notices.extend(actions);
         if matches!(h.policy.phase(), Phase::Paused { .. }) {
             break;
@@ -190,7 +206,10 @@ fn the_budget_pauses_the_episode_with_exactly_one_notice() {
         assert!(h.poll(InstanceState::NotAuthorized).is_empty());
     }
     // After the cooldown, a fresh budget in the same episode.
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
     assert_eq!(codes_used(&h.policy), 0);
 }
 
@@ -211,7 +230,10 @@ fn a_relink_request_ends_a_pause_now() {
     h.wait(60 * S);
     h.feed(Input::RelinkRequested);
     assert_eq!(h.policy.next_at(), h.now);
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
 }
 
 #[test]
@@ -226,7 +248,10 @@ fn linking_ends_the_episode_with_one_linked_notice_and_resets_the_budget() {
     assert_eq!(h.policy.phase(), &Phase::Watching);
     assert!(h.poll(InstanceState::Authorized).is_empty());
     // A new episode later starts with a full budget.
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
     assert_eq!(codes_used(&h.policy), 0);
 }
 
@@ -264,7 +289,10 @@ fn restricted_states_alert_once_and_never_request_codes() {
             assert!(h.poll(state.clone()).is_empty());
         }
         // Back to notAuthorized: an ordinary episode.
-        assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+        assert_eq!(
+            h.poll(InstanceState::NotAuthorized),
+            vec![Action::RequestCode]
+        );
     }
 }
 
@@ -367,7 +395,10 @@ fn code_refusals_back_off_and_keep_growing_although_polls_succeed() {
 #[test]
 fn a_code_arriving_after_the_episode_ended_is_not_delivered() {
     let mut h = Harness::new();
-    assert_eq!(h.poll(InstanceState::NotAuthorized), vec![Action::RequestCode]);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
     // Meanwhile the instance is blocked (a concurrent reload, say).
     h.policy.phase = Phase::Alerted(InstanceState::Blocked);
     assert!(h.feed(Input::CodeIssued).is_empty());

@@ -10,7 +10,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{Duration, Instant};
 
 use super::policy::{Action, Input, Notice, Policy};
-use crate::delivery::{wall_clock, Dispatcher, InstanceRef, Notification};
+use crate::delivery::{Dispatcher, InstanceRef, Notification, wall_clock};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::metrics::{CodeOutcome, InstanceMetrics};
 
@@ -152,7 +152,9 @@ impl Supervisor {
             InstanceState::Authorized if previous.is_none() => tracing::debug!(
                 instance = %name, wa_instance = id, state = %state, "instance state"
             ),
-            _ => tracing::info!(instance = %name, wa_instance = id, from, state = %state, "instance state changed"),
+            _ => {
+                tracing::info!(instance = %name, wa_instance = id, from, state = %state, "instance state changed")
+            }
         }
     }
 

@@ -1,0 +1,184 @@
+//! The serde model of the TOML file, as written: every field optional so that
+//! validation can name a missing key by its path, unknown keys rejected at
+//! every level. Numbers and durations are kept as raw TOML values so that
+//! validation can say precisely what is wrong with them.
+
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Value;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
+    pub defaults: RawSettings,
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<RawChannel>,
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<RawInstance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    pub listen: Option<String>,
+    pub state_dir: Option<String>,
+    pub log_format: Option<String>,
+    pub admin_token_file: Option<String>,
+    pub admin_token_env: Option<String>,
+    pub admin_token_credential: Option<String>,
+    pub admin_token: Option<RawSecret>,
+    pub max_concurrent_requests: Option<Value>,
+}
+
+/// The `[defaults]` keys; each may be overridden in an `[[instance]]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSettings {
+    pub poll_interval: Option<Value>,
+    pub linking_poll_interval: Option<Value>,
+    pub code_ttl: Option<Value>,
+    pub codes_per_episode: Option<Value>,
+    pub cooldown: Option<Value>,
+    pub request_timeout: Option<Value>,
+    pub backoff_max: Option<Value>,
+}
+
+/// One `[[channel]]`. All per-type keys live here; which ones a type allows
+/// is checked in validation (so the message can name the type).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub timeout: Option<Value>,
+    // webhook
+    pub url: Option<String>,
+    pub secret_file: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_credential: Option<String>,
+    pub secret: Option<RawSecret>,
+}
+
+/// One `[[instance]]`. `serde(flatten)` cannot be combined with
+/// `deny_unknown_fields`, so the `[defaults]` keys are repeated here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInstance {
+    pub id: Option<Value>,
+    pub name: Option<String>,
+    pub api_url: Option<String>,
+    pub api_token_file: Option<String>,
+    pub api_token_env: Option<String>,
+    pub api_token_credential: Option<String>,
+    pub api_token: Option<RawSecret>,
+    pub phone: Option<Value>,
+    pub channels: Option<Vec<String>>,
+    // overrides of [defaults]
+    pub poll_interval: Option<Value>,
+    pub linking_poll_interval: Option<Value>,
+    pub code_ttl: Option<Value>,
+    pub codes_per_episode: Option<Value>,
+    pub cooldown: Option<Value>,
+    pub request_timeout: Option<Value>,
+    pub backoff_max: Option<Value>,
+}
+
+impl RawInstance {
+    pub fn overrides(&self) -> RawSettings {
+        RawSettings {
+            poll_interval: self.poll_interval.clone(),
+            linking_poll_interval: self.linking_poll_interval.clone(),
+            code_ttl: self.code_ttl.clone(),
+            codes_per_episode: self.codes_per_episode.clone(),
+            cooldown: self.cooldown.clone(),
+            request_timeout: self.request_timeout.clone(),
+            backoff_max: self.backoff_max.clone(),
+        }
+    }
+}
+
+/// An inline secret. Deserializes only from a string, straight into a
+/// `SecretString`; a value of any other type is rejected WITHOUT echoing it
+/// (serde's default message would print e.g. an integer token).
+pub(super) struct RawSecret(pub SecretString);
+
+impl fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawSecret([REDACTED])")
+    }
+}
+
+const NOT_A_STRING: &str = "invalid type: a secret must be a string (value not shown)";
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        impl Visitor<'_> for SecretVisitor {
+            type Value = RawSecret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSecret, E> {
+                Ok(RawSecret(SecretString::from(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+        }
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Parses the TOML text. The error is toml's message prefixed with
+/// `line L, column C:`; toml's source snippet is deliberately dropped because
+/// the offending line may hold an inline secret.
+pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
+    toml::from_str::<RawConfig>(text).map_err(|e| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message.to_owned(),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}

@@ -1,0 +1,248 @@
+//! Real parts for integration tests: the GREEN-API simulator, a webhook
+//! receiver and the daemon, all on 127.0.0.1 in the test's own runtime (so
+//! tokio's paused clock drives every timer).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use relinkd::config::{self, Config, Environment};
+use relinkd::metrics::Metrics;
+use relinkd::sim::{SimConfig, SimInstance, Simulator};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const TOKEN: &str = "tok-5f2d9c31e4b7a8";
+pub const FIRST_ID: u64 = 1101000001;
+/// Standard Webhooks secret used by test channels (its bytes: "relinkd-test-secret-key!").
+pub const WHSEC: &str = "whsec_cmVsaW5rZC10ZXN0LXNlY3JldC1rZXkh";
+
+pub struct MapEnv(pub HashMap<String, String>);
+
+impl Environment for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// Starts the simulator with `states` (one instance per entry, ids from
+/// FIRST_ID, every token TOKEN).
+pub async fn start_sim(code_ttl: Duration, states: &[&str]) -> (Simulator, SocketAddr) {
+    let sim = Simulator::new(SimConfig {
+        code_ttl,
+        ..SimConfig::default()
+    });
+    for (i, state) in states.iter().enumerate() {
+        sim.add_instance(SimInstance {
+            id: FIRST_ID + i as u64,
+            token: TOKEN.into(),
+            phone: 441234500000 + i as u64,
+            state: (*state).into(),
+        });
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(relinkd::sim::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    (sim, addr)
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub json: serde_json::Value,
+    pub at: tokio::time::Instant,
+}
+
+/// A webhook receiver that records requests and answers from a script of
+/// statuses (then 200 forever).
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub requests: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Receiver {
+    pub async fn start() -> (Self, SocketAddr) {
+        let receiver = Self::default();
+        let app = axum::Router::new()
+            .route("/hook", post(record))
+            .with_state(receiver.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, addr)
+    }
+
+    /// The next answers, in order (e.g. [503, 429] then 200s).
+    pub fn answer_with(&self, statuses: &[u16]) {
+        *self.script.lock().unwrap() = statuses.iter().rev().copied().collect();
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests that were answered 2xx and carry `event`.
+    pub fn events(&self, event: &str) -> Vec<Received> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.json["event"] == event && r.headers.contains_key("x-test-accepted"))
+            .collect()
+    }
+
+    pub fn codes(&self) -> Vec<String> {
+        self.events("code")
+            .iter()
+            .map(|r| r.json["code"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn record(
+    State(receiver): State<Receiver>,
+    mut headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let status = receiver.script.lock().unwrap().pop().unwrap_or(200);
+    if (200..300).contains(&status) {
+        // Marks what was accepted, so tests can tell retries apart.
+        headers.insert("x-test-accepted", "1".parse().unwrap());
+    }
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    receiver.requests.lock().unwrap().push(Received {
+        headers,
+        body: body.to_vec(),
+        json,
+        at: tokio::time::Instant::now(),
+    });
+    StatusCode::from_u16(status).unwrap()
+}
+
+/// Verifies a Standard Webhooks v1 signature from the specification alone:
+/// key = base64 after `whsec_`, signed content = "{id}.{timestamp}.{body}",
+/// header = space-separated "v1,<base64 HMAC-SHA256>" entries.
+pub fn verify_standard_webhook(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let id = headers["webhook-id"].to_str().unwrap();
+    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .any(|s| s == format!("v1,{expected}"))
+}
+
+/// Writes `toml` to a temp dir and loads it through the real config loader,
+/// with TOKEN in $GREENAPI_TOKEN and WHSEC in $HOOK_SECRET.
+pub fn load_config(toml: &str) -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relinkd.toml");
+    std::fs::write(&path, toml).unwrap();
+    let env = MapEnv(HashMap::from([
+        ("GREENAPI_TOKEN".into(), TOKEN.into()),
+        ("HOOK_SECRET".into(), WHSEC.into()),
+        (
+            "STATE_DIRECTORY".into(),
+            dir.path().join("state").display().to_string(),
+        ),
+    ]));
+    let config = config::load_with(&path, &env).unwrap_or_else(|e| panic!("{e}"));
+    (config, dir)
+}
+
+/// A config with one webhook channel to `hook` and one instance per sim
+/// instance; `defaults` is pasted into `[defaults]`.
+pub fn fleet_toml(sim: SocketAddr, hook: SocketAddr, count: usize, defaults: &str) -> String {
+    let mut toml = format!(
+        "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[defaults]\n{defaults}\n\n\
+         [[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook}/hook\"\n\
+         secret_env = \"HOOK_SECRET\"\ntimeout = \"5s\"\n"
+    );
+    for i in 0..count {
+        toml.push_str(&format!(
+            "\n[[instance]]\nid = {id}\nname = \"line-{i}\"\napi_url = \"http://{sim}\"\n\
+             api_token_env = \"GREENAPI_TOKEN\"\nphone = {phone}\nchannels = [\"hook\"]\n",
+            id = FIRST_ID + i as u64,
+            phone = 441234500000 + i as u64,
+        ));
+    }
+    toml
+}
+
+/// A running daemon; dropped or `stop`ped, it shuts down.
+pub struct Daemon {
+    pub metrics: Metrics,
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let metrics = metrics.clone();
+            async move {
+                relinkd::daemon::run(config, listener, metrics, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Self {
+            metrics,
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Sleeps in tokio time (paused clock: instant in real time).
+pub async fn wait(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}

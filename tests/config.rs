@@ -1,0 +1,1194 @@
+//! Integration tests of `relinkd::config` through its public API.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use relinkd::config::{
+    ChannelKind, Config, ConfigError, InstanceSettings, LogFormat, WebhookSecret, load_with,
+};
+use secrecy::ExposeSecret;
+
+// ---------------------------------------------------------------- helpers
+
+/// A scratch directory removed on drop (no tempfile crate in the tree).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "relinkd-config-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `name` (creating parent dirs) with mode 0600.
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        self.write_mode(name, contents, 0o600)
+    }
+
+    fn write_mode(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, contents).expect("write file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef00";
+
+/// A minimal valid config: one console channel, one instance whose token is
+/// in the file `token` next to the config.
+const BASE: &str = r#"
+[[channel]]
+name = "ops"
+type = "console"
+
+[[instance]]
+id = 1101000001
+name = "sales-line"
+api_url = "https://1101.api.greenapi.com/"
+api_token_file = "token"
+phone = 441234567890
+channels = ["ops"]
+"#;
+
+/// Writes `toml` as `relinkd.toml` next to a 0600 `token` file and loads it
+/// with `environment`.
+fn load_in(
+    dir: &TempDir,
+    toml: &str,
+    environment: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    dir.write("token", &format!("{TOKEN}\n"));
+    let path = dir.write("relinkd.toml", toml);
+    load_with(&path, environment)
+}
+
+fn load_str(toml: &str) -> Result<Config, ConfigError> {
+    load_in(&TempDir::new(), toml, &env(&[]))
+}
+
+fn ok(toml: &str) -> Config {
+    match load_str(toml) {
+        Ok(config) => config,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+/// The Display of the error `toml` must produce.
+fn error(toml: &str) -> String {
+    error_with(toml, &env(&[]))
+}
+
+fn error_with(toml: &str, environment: &HashMap<String, String>) -> String {
+    match load_in(&TempDir::new(), toml, environment) {
+        Ok(_) => panic!("expected an error for:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_has(haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            haystack.contains(needle),
+            "expected {needle:?} in:\n{haystack}"
+        );
+    }
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "BASE has no {from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+fn with_instance_key(line: &str) -> String {
+    replace(
+        "channels = [\"ops\"]",
+        &format!("channels = [\"ops\"]\n{line}"),
+    )
+}
+
+fn with_defaults(body: &str) -> String {
+    format!("[defaults]\n{body}\n{BASE}")
+}
+
+fn with_daemon(body: &str) -> String {
+    format!("[daemon]\n{body}\n{BASE}")
+}
+
+// ------------------------------------------------------------- positives
+
+#[test]
+fn full_fixture_loads_every_key() {
+    let dir = TempDir::new();
+    let path = dir.write("relinkd.toml", include_str!("fixtures/config/full.toml"));
+    dir.write("secrets/admin", "admin-token-value\n");
+    dir.write("secrets/1101000001", "token-one\n\n");
+    let files_key = base64::engine::general_purpose::STANDARD.encode(b"files key bytes");
+    dir.write("secrets/files.whsec", &format!("whsec_{files_key}\n"));
+    dir.write("creds/token-7", "token-seven");
+    dir.write("creds/audit-secret", "YXVkaXQ"); // bare base64 of "audit", no padding
+    let ops_key = base64::engine::general_purpose::STANDARD.encode(b"ops key");
+    let environment = env(&[
+        ("OPS_HOOK_SECRET", &format!("whsec_{ops_key}")),
+        ("SUPPORT_TOKEN", "token-two"),
+        (
+            "CREDENTIALS_DIRECTORY",
+            dir.path().join("creds").to_str().unwrap(),
+        ),
+        ("STATE_DIRECTORY", "/ignored/because/state_dir/is/set"),
+    ]);
+    let config = load_with(&path, &environment).unwrap_or_else(|e| panic!("{e}"));
+
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(config.digest, relinkd::config::sha256_hex(&bytes));
+    assert_eq!(config.digest.len(), 64);
+    assert!(
+        config
+            .digest
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.path, path);
+
+    let d = &config.daemon;
+    assert_eq!(d.listen, "0.0.0.0:9100".parse().unwrap());
+    assert_eq!(d.state_dir, PathBuf::from("/var/lib/relinkd-test"));
+    assert_eq!(d.log_format, LogFormat::Json);
+    assert_eq!(
+        d.admin_token.as_ref().unwrap().expose_secret(),
+        "admin-token-value"
+    );
+    assert_eq!(d.max_concurrent_requests, 128);
+
+    assert_eq!(config.channels.len(), 4);
+    let ops = config.channel("ops-hook").unwrap();
+    assert_eq!(ops.attempt_timeout, Duration::from_secs(5));
+    match &ops.kind {
+        ChannelKind::Webhook { url, secret } => {
+            assert_eq!(url, "https://hooks.example.com/relinkd");
+            assert_eq!(secret.as_ref().unwrap().expose(), b"ops key");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.channel("audit.hook_2").unwrap().kind {
+        ChannelKind::Webhook { url, secret } => {
+            assert_eq!(url, "http://127.0.0.1:8080/hook");
+            assert_eq!(secret.as_ref().unwrap().expose(), b"audit");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.channel("files-hook").unwrap().kind {
+        ChannelKind::Webhook { secret, .. } => {
+            assert_eq!(secret.as_ref().unwrap().expose(), b"files key bytes")
+        }
+        other => panic!("{other:?}"),
+    }
+    let console = config.channel("console").unwrap();
+    assert!(matches!(console.kind, ChannelKind::Console));
+    assert_eq!(console.attempt_timeout, Duration::from_secs(1));
+
+    assert_eq!(config.instances.len(), 3);
+    let one = &config.instances[0];
+    assert_eq!(one.id, 1101000001);
+    assert_eq!(one.name, "sales-line");
+    assert_eq!(one.api_url, "https://1101.api.greenapi.com");
+    assert_eq!(one.api_token.expose_secret(), "token-one");
+    assert_eq!(one.phone, 441234567890);
+    assert_eq!(one.channels, vec!["ops-hook", "console"]);
+    assert_eq!(
+        one.settings,
+        InstanceSettings {
+            poll_interval: Duration::from_secs(90),
+            linking_poll_interval: Duration::from_secs(3),
+            code_ttl: Duration::from_secs(100),
+            codes_per_episode: 7,
+            cooldown: Duration::from_secs(7200),
+            request_timeout: Duration::from_secs(15),
+            backoff_max: Duration::from_secs(60),
+        }
+    );
+    let two = &config.instances[1];
+    assert_eq!(two.id, 110100000002);
+    assert_eq!(two.api_url, "http://localhost:3000");
+    assert_eq!(two.api_token.expose_secret(), "token-two");
+    assert_eq!(two.phone, 4915123456789);
+    assert_eq!(
+        two.settings,
+        InstanceSettings {
+            poll_interval: Duration::from_secs(30),
+            linking_poll_interval: Duration::from_secs(2),
+            code_ttl: Duration::from_secs(150),
+            codes_per_episode: 3,
+            cooldown: Duration::from_secs(45 * 60),
+            request_timeout: Duration::from_secs(20),
+            backoff_max: Duration::from_secs(600),
+        }
+    );
+    let three = config.instance(7).unwrap();
+    assert_eq!(three.api_token.expose_secret(), "token-seven");
+    assert_eq!(three.phone, 1234567);
+}
+
+#[test]
+fn example_config_loads() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/relinkd.example.toml");
+    let dir = TempDir::new();
+    let path = dir.write("relinkd.toml", &fs::read_to_string(example).unwrap());
+    dir.write("tokens/admin", "admin\n");
+    dir.write("tokens/1101000001", "t1\n");
+    dir.write("tokens/1101000002", "t2\n");
+    dir.write(
+        "tokens/ops-hook.whsec",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+    );
+    let config = load_with(&path, &env(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.instances.len(), 2);
+    assert_eq!(config.channels.len(), 2);
+    assert_eq!(config.instances[0].settings, InstanceSettings::default());
+    assert_eq!(config.instances[1].settings.codes_per_episode, 2);
+    assert_eq!(config.daemon.state_dir, PathBuf::from("./state"));
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let config = ok(BASE);
+    let d = &config.daemon;
+    assert_eq!(d.listen, "127.0.0.1:7788".parse().unwrap());
+    assert_eq!(d.state_dir, PathBuf::from("./state"));
+    assert_eq!(d.log_format, LogFormat::Text);
+    assert!(d.admin_token.is_none());
+    assert_eq!(d.max_concurrent_requests, 64);
+    assert_eq!(config.channels[0].attempt_timeout, Duration::from_secs(10));
+    let s = &config.instances[0].settings;
+    assert_eq!(
+        *s,
+        InstanceSettings {
+            poll_interval: Duration::from_secs(60),
+            linking_poll_interval: Duration::from_secs(5),
+            code_ttl: Duration::from_secs(150),
+            codes_per_episode: 4,
+            cooldown: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(40),
+            backoff_max: Duration::from_secs(300),
+        }
+    );
+    assert_eq!(*s, InstanceSettings::default());
+    assert_eq!(config.instances[0].api_url, "https://1101.api.greenapi.com");
+    assert_eq!(config.instances[0].api_token.expose_secret(), TOKEN);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn defaults_section_applies_to_instances_without_overrides() {
+    let config = ok(&with_defaults(
+        "code_ttl = \"2m 30s\"\ncooldown = \"90m\"\nbackoff_max = \"500ms\"",
+    ));
+    let s = &config.instances[0].settings;
+    assert_eq!(s.code_ttl, Duration::from_secs(150));
+    assert_eq!(s.cooldown, Duration::from_secs(90 * 60));
+    assert_eq!(s.backoff_max, Duration::from_millis(500));
+    assert_eq!(s.poll_interval, Duration::from_secs(60));
+}
+
+#[test]
+fn per_instance_override_beats_defaults() {
+    let toml = with_defaults("poll_interval = \"30s\"\ncodes_per_episode = 2").replacen(
+        "channels = [\"ops\"]",
+        "channels = [\"ops\"]\npoll_interval = \"2m\"",
+        1,
+    );
+    let config = ok(&toml);
+    let s = &config.instances[0].settings;
+    assert_eq!(s.poll_interval, Duration::from_secs(120));
+    assert_eq!(
+        s.codes_per_episode, 2,
+        "non-overridden keys still come from [defaults]"
+    );
+}
+
+#[test]
+fn state_dir_defaults_to_state_directory_env() {
+    let dir = TempDir::new();
+    let config = load_in(
+        &dir,
+        BASE,
+        &env(&[("STATE_DIRECTORY", "/var/lib/relinkd:/var/lib/other")]),
+    )
+    .unwrap();
+    assert_eq!(config.daemon.state_dir, PathBuf::from("/var/lib/relinkd"));
+}
+
+#[test]
+fn sub_second_poll_interval_is_clamped_with_warning() {
+    let toml = with_defaults("poll_interval = \"500ms\"").replacen(
+        "channels = [\"ops\"]",
+        "channels = [\"ops\"]\nlinking_poll_interval = \"200ms\"",
+        1,
+    );
+    let config = ok(&toml);
+    let s = &config.instances[0].settings;
+    assert_eq!(s.poll_interval, Duration::from_secs(1));
+    assert_eq!(s.linking_poll_interval, Duration::from_secs(1));
+    let all = config.warnings.join("\n");
+    assert_has(
+        &all,
+        &[
+            "defaults.poll_interval: 500ms is below the 1s minimum",
+            "instance[0].linking_poll_interval: 200ms",
+        ],
+    );
+}
+
+#[test]
+fn inline_token_warns() {
+    let config = ok(&replace(
+        "api_token_file = \"token\"",
+        "api_token = \"inline-token\"",
+    ));
+    assert_eq!(
+        config.instances[0].api_token.expose_secret(),
+        "inline-token"
+    );
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_has(
+        &config.warnings[0],
+        &[
+            "relinkd.toml: instance[0].api_token: ",
+            "inline",
+            "api_token_file or api_token_credential",
+        ],
+    );
+}
+
+#[test]
+fn world_readable_token_file_warns() {
+    let dir = TempDir::new();
+    dir.write_mode("open-token", "tok\n", 0o644);
+    let config = load_in(
+        &dir,
+        &replace(
+            "api_token_file = \"token\"",
+            "api_token_file = \"open-token\"",
+        ),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_has(
+        &config.warnings[0],
+        &[
+            "instance[0].api_token_file",
+            "open-token",
+            "readable by group or others",
+            "0644",
+            "chmod 600",
+        ],
+    );
+}
+
+#[test]
+fn credentials_directory_works() {
+    let dir = TempDir::new();
+    dir.write("creds/sales", "cred-token\n");
+    let creds = dir.path().join("creds");
+    let config = load_in(
+        &dir,
+        &replace(
+            "api_token_file = \"token\"",
+            "api_token_credential = \"sales\"",
+        ),
+        &env(&[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(config.instances[0].api_token.expose_secret(), "cred-token");
+}
+
+#[test]
+fn env_token_works_and_is_trimmed() {
+    let dir = TempDir::new();
+    let config = load_in(
+        &dir,
+        &replace(
+            "api_token_file = \"token\"",
+            "api_token_env = \"SALES_TOKEN\"",
+        ),
+        &env(&[("SALES_TOKEN", "env-token\n")]),
+    )
+    .unwrap();
+    assert_eq!(config.instances[0].api_token.expose_secret(), "env-token");
+}
+
+#[test]
+fn relative_token_path_resolves_next_to_the_config() {
+    let dir = TempDir::new();
+    dir.write("nested/tokens/sales", "nested-token\n");
+    let config_path = dir.write(
+        "nested/relinkd.toml",
+        &replace(
+            "api_token_file = \"token\"",
+            "api_token_file = \"tokens/sales\"",
+        ),
+    );
+    // The working directory is the crate root, not the config's directory.
+    let config = load_with(&config_path, &env(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.instances[0].api_token.expose_secret(),
+        "nested-token"
+    );
+}
+
+#[test]
+fn twelve_digit_id_is_accepted() {
+    let config = ok(&replace("id = 1101000001", "id = 110100000001"));
+    assert_eq!(config.instances[0].id, 110_100_000_001);
+}
+
+#[test]
+fn phone_as_digit_string_is_accepted() {
+    let config = ok(&replace("phone = 441234567890", "phone = \"441234567890\""));
+    assert_eq!(config.instances[0].phone, 441234567890);
+}
+
+#[test]
+fn empty_fleet_is_valid_with_warning() {
+    let config = ok("[daemon]\nlog_format = \"json\"\n");
+    assert!(config.instances.is_empty());
+    assert_has(
+        &config.warnings.join("\n"),
+        &["instance: no [[instance]] is configured"],
+    );
+}
+
+#[test]
+fn webhook_secret_accepts_prefix_or_bare_base64_with_or_without_padding() {
+    for text in ["whsec_aGVsbG8=", "whsec_aGVsbG8", "aGVsbG8="] {
+        assert_eq!(
+            WebhookSecret::decode(text).unwrap().expose(),
+            b"hello",
+            "{text}"
+        );
+    }
+    assert!(WebhookSecret::decode("whsec_").is_err());
+    assert!(WebhookSecret::decode("whsec_not base64!").is_err());
+}
+
+#[test]
+fn digest_changes_with_the_file() {
+    let a = ok(BASE).digest;
+    let b = ok(&format!("{BASE}\n# comment\n")).digest;
+    assert_ne!(a, b);
+    assert_eq!(
+        relinkd::config::sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
+
+// ------------------------------------------------------------ rejections
+
+#[test]
+fn unreadable_config_file_is_a_read_error() {
+    let dir = TempDir::new();
+    let err = load_with(&dir.path().join("missing.toml"), &env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert_has(
+        &err.to_string(),
+        &["missing.toml: cannot read the config file"],
+    );
+}
+
+#[test]
+fn toml_syntax_error_keeps_line_and_column() {
+    let e = error("[daemon]\nlisten = \n");
+    assert_has(&e, &["relinkd.toml: line 2, column", "string"]);
+}
+
+#[test]
+fn unknown_key_in_daemon_is_rejected() {
+    let e = error(&with_daemon("listne = \"127.0.0.1:1\""));
+    assert_has(
+        &e,
+        &[
+            "relinkd.toml: line 2, column 1: unknown field `listne`",
+            "`listen`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_key_in_defaults_is_rejected() {
+    for key in [
+        "linking_window = \"0 0 8-19 * * Mon-Fri\"",
+        "timezone = \"Europe/London\"",
+    ] {
+        let e = error(&with_defaults(key));
+        let name = key.split(' ').next().unwrap();
+        assert_has(
+            &e,
+            &["line 2, column 1", &format!("unknown field `{name}`")],
+        );
+    }
+}
+
+#[test]
+fn unknown_key_in_channel_is_rejected() {
+    let e = error(&replace(
+        "type = \"console\"",
+        "type = \"console\"\ncolour = \"red\"",
+    ));
+    assert_has(&e, &["line 5, column 1: unknown field `colour`"]);
+}
+
+#[test]
+fn unknown_key_in_instance_is_rejected() {
+    let e = error(&with_instance_key("linking_window = \"x\""));
+    assert_has(&e, &["unknown field `linking_window`", "line 13, column 1"]);
+}
+
+#[test]
+fn unknown_top_level_table_is_rejected() {
+    let e = error(&format!("{BASE}\n[[instances]]\nid = 1\n"));
+    assert_has(&e, &["unknown field `instances`", "`instance`"]);
+}
+
+#[test]
+fn secret_key_on_console_channel_is_rejected() {
+    let e = error(&replace(
+        "type = \"console\"",
+        "type = \"console\"\nsecret_file = \"x\"",
+    ));
+    assert_has(
+        &e,
+        &["relinkd.toml: channel[0].secret_file: not allowed for a console channel"],
+    );
+}
+
+#[test]
+fn bad_duration_is_rejected() {
+    let e = error(&with_defaults("cooldown = \"5 parsecs\""));
+    assert_has(
+        &e,
+        &[
+            "relinkd.toml: defaults.cooldown: invalid duration \"5 parsecs\"",
+            "parsecs",
+        ],
+    );
+    let e = error(&with_defaults("cooldown = 60"));
+    assert_has(
+        &e,
+        &["defaults.cooldown: must be a duration string such as \"60s\""],
+    );
+}
+
+#[test]
+fn zero_duration_is_rejected() {
+    let e = error(&with_instance_key("request_timeout = \"0s\""));
+    assert_has(
+        &e,
+        &["instance[0].request_timeout: must be greater than zero"],
+    );
+    let e = error(&replace(
+        "type = \"console\"",
+        "type = \"console\"\ntimeout = \"0ms\"",
+    ));
+    assert_has(&e, &["channel[0].timeout: must be greater than zero"]);
+}
+
+#[test]
+fn phone_with_plus_or_spaces_is_rejected() {
+    let e = error(&replace("phone = 441234567890", "phone = \"+44 1234\""));
+    assert_has(
+        &e,
+        &[
+            "relinkd.toml: instance[0].phone: must be digits only",
+            "no + or spaces",
+        ],
+    );
+}
+
+#[test]
+fn phone_too_short_is_rejected() {
+    let e = error(&replace("phone = 441234567890", "phone = 12345"));
+    assert_has(
+        &e,
+        &["relinkd.toml: instance[0].phone: must be 7 to 15 digits (got 5)"],
+    );
+}
+
+#[test]
+fn phone_too_long_is_rejected() {
+    let e = error(&replace(
+        "phone = 441234567890",
+        "phone = \"1234567890123456\"",
+    ));
+    assert_has(&e, &["instance[0].phone: must be 7 to 15 digits (got 16)"]);
+}
+
+#[test]
+fn id_zero_is_rejected() {
+    let e = error(&replace("id = 1101000001", "id = 0"));
+    assert_has(&e, &["instance[0].id: must be a positive integer (got 0)"]);
+}
+
+#[test]
+fn negative_id_is_rejected() {
+    let e = error(&replace("id = 1101000001", "id = -5"));
+    assert_has(&e, &["instance[0].id: must be a positive integer (got -5)"]);
+}
+
+#[test]
+fn string_id_is_rejected() {
+    let e = error(&replace("id = 1101000001", "id = \"1101000001\""));
+    assert_has(
+        &e,
+        &["instance[0].id: must be a TOML integer, not a string"],
+    );
+    let e = error(&replace("id = 1101000001", "id = \"sales\""));
+    assert_has(
+        &e,
+        &["instance[0].id: must be a positive integer", "\"sales\""],
+    );
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let second = BASE
+        .split("[[instance]]")
+        .nth(1)
+        .unwrap()
+        .replace("sales-line", "other-line");
+    let e = error(&format!("{BASE}\n[[instance]]{second}"));
+    assert_has(
+        &e,
+        &["instance[1].id: duplicate id 1101000001 (also instance[0])"],
+    );
+}
+
+#[test]
+fn duplicate_instance_names_are_rejected() {
+    let second = BASE
+        .split("[[instance]]")
+        .nth(1)
+        .unwrap()
+        .replace("1101000001", "1101000002");
+    let e = error(&format!("{BASE}\n[[instance]]{second}"));
+    assert_has(
+        &e,
+        &["instance[1].name: duplicate instance name \"sales-line\" (also instance[0])"],
+    );
+}
+
+#[test]
+fn duplicate_channel_names_are_rejected() {
+    let e = error(&format!(
+        "[[channel]]\nname = \"ops\"\ntype = \"console\"\n{BASE}"
+    ));
+    assert_has(
+        &e,
+        &["channel[1].name: duplicate channel name \"ops\" (also channel[0])"],
+    );
+}
+
+#[test]
+fn invalid_channel_name_is_rejected() {
+    let e = error(
+        &replace("name = \"ops\"", "name = \"ops hook\"").replace("[\"ops\"]", "[\"ops hook\"]"),
+    );
+    assert_has(
+        &e,
+        &[
+            "channel[0].name: must be 1 to 64 characters",
+            "metric label",
+        ],
+    );
+}
+
+#[test]
+fn unknown_channel_reference_is_rejected() {
+    let e = error(&replace(
+        "channels = [\"ops\"]",
+        "channels = [\"ops\", \"pager\"]",
+    ));
+    assert_has(
+        &e,
+        &["instance[0].channels: unknown channel \"pager\"; configured channels: \"ops\""],
+    );
+}
+
+#[test]
+fn empty_channel_list_is_rejected() {
+    let e = error(&replace("channels = [\"ops\"]", "channels = []"));
+    assert_has(
+        &e,
+        &["instance[0].channels: must list at least one channel"],
+    );
+}
+
+#[test]
+fn missing_token_is_rejected() {
+    let e = error(&replace("api_token_file = \"token\"\n", ""));
+    assert_has(
+        &e,
+        &[
+            "instance[0].api_token: missing",
+            "api_token_file, api_token_env, api_token_credential or api_token",
+        ],
+    );
+}
+
+#[test]
+fn two_token_sources_are_rejected() {
+    let e = error(&replace(
+        "api_token_file = \"token\"",
+        "api_token_file = \"token\"\napi_token_env = \"SALES_TOKEN\"",
+    ));
+    assert_has(
+        &e,
+        &["instance[0].api_token: given in more than one way (api_token_file, api_token_env)"],
+    );
+}
+
+#[test]
+fn unreadable_token_file_is_rejected() {
+    let e = error(&replace(
+        "api_token_file = \"token\"",
+        "api_token_file = \"nope/missing\"",
+    ));
+    assert_has(
+        &e,
+        &[
+            "instance[0].api_token_file: ",
+            "nope/missing",
+            "cannot read",
+        ],
+    );
+    // A directory is not a token file either (tests may run as root, so no chmod 000).
+    let e = error(&replace(
+        "api_token_file = \"token\"",
+        "api_token_file = \".\"",
+    ));
+    assert_has(
+        &e,
+        &["instance[0].api_token_file: ", "is not a regular file"],
+    );
+}
+
+#[test]
+fn empty_token_file_is_rejected() {
+    let dir = TempDir::new();
+    dir.write("blank", " \n\n");
+    let e = load_in(
+        &dir,
+        &replace("api_token_file = \"token\"", "api_token_file = \"blank\""),
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_has(&e, &["instance[0].api_token_file: ", "blank: is empty"]);
+}
+
+#[test]
+fn unset_env_var_is_rejected() {
+    let toml = replace(
+        "api_token_file = \"token\"",
+        "api_token_env = \"SALES_TOKEN\"",
+    );
+    let e = error(&toml);
+    assert_has(
+        &e,
+        &["instance[0].api_token_env: environment variable SALES_TOKEN is not set"],
+    );
+    let e = error_with(&toml, &env(&[("SALES_TOKEN", "")]));
+    assert_has(
+        &e,
+        &["instance[0].api_token_env: environment variable SALES_TOKEN is empty"],
+    );
+}
+
+#[test]
+fn missing_credentials_directory_is_rejected() {
+    let toml = replace(
+        "api_token_file = \"token\"",
+        "api_token_credential = \"sales\"",
+    );
+    let e = error(&toml);
+    assert_has(
+        &e,
+        &[
+            "instance[0].api_token_credential: ",
+            "$CREDENTIALS_DIRECTORY",
+            "not set",
+            "set by systemd's LoadCredential=",
+        ],
+    );
+    let dir = TempDir::new();
+    let creds = dir.path().to_str().unwrap().to_owned();
+    let e = error_with(&toml, &env(&[("CREDENTIALS_DIRECTORY", &creds)]));
+    assert_has(
+        &e,
+        &[
+            "instance[0].api_token_credential: credential \"sales\" not found in $CREDENTIALS_DIRECTORY",
+        ],
+    );
+}
+
+#[test]
+fn bad_whsec_secret_is_rejected() {
+    let hook = "[[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://h.example\"\nsecret_env = \"HOOK_SECRET\"\n";
+    let toml = format!("{hook}{BASE}");
+    let e = error_with(&toml, &env(&[("HOOK_SECRET", "whsec_%%%notbase64")]));
+    assert_has(
+        &e,
+        &[
+            "channel[0].secret_env: not a valid Standard Webhooks secret",
+            "whsec_",
+        ],
+    );
+    let e = error_with(&toml, &env(&[("HOOK_SECRET", "whsec_")]));
+    assert_has(&e, &["channel[0].secret_env: ", "empty key"]);
+}
+
+#[test]
+fn bad_webhook_url_is_rejected() {
+    let toml = format!(
+        "[[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"ftp://h.example\"\n{BASE}"
+    );
+    assert_has(
+        &error(&toml),
+        &["channel[0].url: must start with http:// or https://"],
+    );
+    let toml = format!("[[channel]]\nname = \"hook\"\ntype = \"webhook\"\n{BASE}");
+    assert_has(&error(&toml), &["channel[0].url: missing"]);
+}
+
+#[test]
+fn bad_api_url_is_rejected() {
+    let e = error(&replace(
+        "https://1101.api.greenapi.com/",
+        "1101.api.greenapi.com",
+    ));
+    assert_has(
+        &e,
+        &["instance[0].api_url: must start with http:// or https://"],
+    );
+}
+
+#[test]
+fn codes_per_episode_zero_is_rejected() {
+    let e = error(&with_defaults("codes_per_episode = 0"));
+    assert_has(
+        &e,
+        &["defaults.codes_per_episode: must be at least 1 (got 0)"],
+    );
+}
+
+#[test]
+fn codes_per_episode_eight_is_rejected_with_lockout_reason() {
+    let e = error(&with_instance_key("codes_per_episode = 8"));
+    assert_has(
+        &e,
+        &[
+            "instance[0].codes_per_episode: must be at most 7 (got 8)",
+            "WhatsApp locks a number out",
+            "about 7 codes in a row",
+        ],
+    );
+}
+
+#[test]
+fn bad_listen_address_is_rejected() {
+    let e = error(&with_daemon("listen = \"localhost:7788\""));
+    assert_has(
+        &e,
+        &[
+            "relinkd.toml: daemon.listen: must be an IP address and port",
+            "\"localhost:7788\"",
+        ],
+    );
+}
+
+#[test]
+fn max_concurrent_requests_out_of_range_is_rejected() {
+    let e = error(&with_daemon("max_concurrent_requests = 0"));
+    assert_has(
+        &e,
+        &["daemon.max_concurrent_requests: must be between 1 and 10000 (got 0)"],
+    );
+}
+
+#[test]
+fn unknown_channel_type_is_rejected() {
+    let e = error(&replace("type = \"console\"", "type = \"telegram\""));
+    assert_has(
+        &e,
+        &[
+            "channel[0].type: unknown channel type \"telegram\"; known types are \"webhook\", \"console\"",
+        ],
+    );
+}
+
+#[test]
+fn bad_log_format_is_rejected() {
+    let e = error(&with_daemon("log_format = \"xml\""));
+    assert_has(
+        &e,
+        &["daemon.log_format: must be \"text\" or \"json\" (got \"xml\")"],
+    );
+}
+
+#[test]
+fn all_problems_are_reported_one_per_line() {
+    let toml =
+        with_daemon("log_format = \"xml\"").replacen("phone = 441234567890", "phone = 12", 1);
+    let err = load_str(&toml).unwrap_err();
+    assert!(matches!(err, ConfigError::Multiple { .. }));
+    let text = err.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].ends_with(
+            "relinkd.toml: daemon.log_format: must be \"text\" or \"json\" (got \"xml\")"
+        )
+    );
+    assert!(lines[1].ends_with("relinkd.toml: instance[0].phone: must be 7 to 15 digits (got 2)"));
+    assert_eq!(err.issues().len(), 2);
+}
+
+// --------------------------------------------------------------- secrets
+
+const MARKER: &str = "Zq9MARKERsecretVALUE7x";
+
+/// Asserts the marker (and, for webhook keys, its base64) is nowhere in `text`.
+fn assert_no_secret(what: &str, text: &str) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(MARKER);
+    for needle in [MARKER, b64.as_str(), "987654321987"] {
+        assert!(!text.contains(needle), "{what} leaks a secret:\n{text}");
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_debug_warnings_or_errors() {
+    let whsec = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(MARKER)
+    );
+    let dir = TempDir::new();
+    dir.write_mode("secrets/admin", MARKER, 0o644); // also triggers a warning
+    dir.write("creds/token", MARKER);
+    dir.write("secrets/hook", &whsec);
+    let creds = dir.path().join("creds");
+    let environment = env(&[
+        ("TOKEN_ENV", MARKER),
+        ("HOOK_ENV", &whsec),
+        ("CREDENTIALS_DIRECTORY", creds.to_str().unwrap()),
+        ("BAD_HOOK", &format!("whsec_{MARKER}!!")),
+    ]);
+    let toml = format!(
+        r#"
+[daemon]
+admin_token_file = "secrets/admin"
+
+[[channel]]
+name = "a"
+type = "webhook"
+url = "https://a.example"
+secret_file = "secrets/hook"
+
+[[channel]]
+name = "b"
+type = "webhook"
+url = "https://b.example"
+secret_env = "HOOK_ENV"
+
+[[channel]]
+name = "c"
+type = "webhook"
+url = "https://c.example"
+secret = "{whsec}"
+
+[[instance]]
+id = 1
+name = "file"
+api_url = "https://x.example"
+api_token_file = "secrets/admin"
+phone = 1234567
+channels = ["a", "b", "c"]
+
+[[instance]]
+id = 2
+name = "env"
+api_url = "https://x.example"
+api_token_env = "TOKEN_ENV"
+phone = 1234567
+channels = ["a"]
+
+[[instance]]
+id = 3
+name = "cred"
+api_url = "https://x.example"
+api_token_credential = "token"
+phone = 1234567
+channels = ["a"]
+
+[[instance]]
+id = 4
+name = "inline"
+api_url = "https://x.example"
+api_token = "{MARKER}"
+phone = 1234567
+channels = ["a"]
+"#
+    );
+    let path = dir.write("relinkd.toml", &toml);
+    let config = load_with(&path, &environment).unwrap_or_else(|e| panic!("{e}"));
+    // Loaded correctly...
+    assert_eq!(
+        config.daemon.admin_token.as_ref().unwrap().expose_secret(),
+        MARKER
+    );
+    for inst in &config.instances {
+        assert_eq!(inst.api_token.expose_secret(), MARKER);
+    }
+    for ch in &config.channels {
+        match &ch.kind {
+            ChannelKind::Webhook { secret, .. } => {
+                assert_eq!(secret.as_ref().unwrap().expose(), MARKER.as_bytes())
+            }
+            ChannelKind::Console => unreachable!(),
+        }
+    }
+    // ...and never shown.
+    assert_no_secret("Debug", &format!("{config:?}"));
+    assert_no_secret("Debug (pretty)", &format!("{config:#?}"));
+    assert!(config.warnings.len() >= 4, "{:?}", config.warnings); // 2 mode, 2 inline
+    for w in &config.warnings {
+        assert_no_secret("warning", w);
+    }
+
+    // Every error we can provoke around a secret.
+    let errors = [
+        // invalid webhook secret (value is invalid base64 containing the marker)
+        toml.replacen("secret_env = \"HOOK_ENV\"", "secret_env = \"BAD_HOOK\"", 1),
+        toml.replacen(
+            &format!("secret = \"{whsec}\""),
+            &format!("secret = \"{MARKER}!!\""),
+            1,
+        ),
+        // inline secret of the wrong type
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            "api_token = 987654321987",
+            1,
+        ),
+        toml.replacen(&format!("secret = \"{whsec}\""), "secret = 987654321987", 1),
+        // syntax error on the line holding the secret
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            &format!("api_token = \"{MARKER}"),
+            1,
+        ),
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            &format!("api_token = {MARKER}"),
+            1,
+        ),
+        // misspelt key holding a secret
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            &format!("api_tokn = \"{MARKER}\""),
+            1,
+        ),
+        // two sources, one inline
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            &format!("api_token = \"{MARKER}\"\napi_token_env = \"TOKEN_ENV\""),
+            1,
+        ),
+        // duplicate key holding the secret
+        toml.replacen(
+            &format!("api_token = \"{MARKER}\""),
+            &format!("api_token = \"{MARKER}\"\napi_token = \"{MARKER}\""),
+            1,
+        ),
+        // an instance that fails for another reason, with secrets loaded
+        toml.replacen("id = 2", "id = 0", 1)
+            .replacen("phone = 1234567", "phone = 12", 1),
+        // a secret on a console channel
+        format!("[[channel]]\nname = \"k\"\ntype = \"console\"\nsecret = \"{MARKER}\"\n"),
+        // admin token given twice
+        toml.replacen(
+            "admin_token_file = \"secrets/admin\"",
+            &format!("admin_token_file = \"secrets/admin\"\nadmin_token = \"{MARKER}\""),
+            1,
+        ),
+    ];
+    for (i, bad) in errors.iter().enumerate() {
+        let path = dir.write("bad.toml", bad);
+        match load_with(&path, &environment) {
+            Ok(_) => panic!("case {i} unexpectedly loaded"),
+            Err(e) => {
+                assert_no_secret(&format!("error case {i}"), &e.to_string());
+                assert_no_secret(&format!("error case {i} (Debug)"), &format!("{e:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    // A few hostile inputs: non-UTF-8, deep nesting, huge numbers, odd types.
+    let dir = TempDir::new();
+    let inputs: [&[u8]; 10] = [
+        b"\xff\xfe\x00garbage",
+        b"[[instance]]\nid = 9223372036854775807\nphone = 9223372036854775807\n",
+        b"[defaults]\ncooldown = \"99999999999999999999s\"\n",
+        b"[defaults]\ncooldown = \"1000000 years\"\ncode_ttl = 1.5\n",
+        b"[[channel]]\n[[instance]]\n[[instance]]\nchannels = [\"\"]\n",
+        b"[daemon]\nlisten = \"[::1]:70000\"\nstate_dir = \"\"\n",
+        b"instance = 3\n",
+        b"[daemon]\nadmin_token_credential = \"../etc/passwd\"\nadmin_token_file = \"/dev/zero\"\n",
+        b"[daemon]\nadmin_token_file = \"/dev/zero\"\n",
+        b"[daemon]\nadmin_token_credential = \"../etc/passwd\"\n",
+    ];
+    for input in inputs {
+        let path = dir.path().join("x.toml");
+        fs::write(&path, input).unwrap();
+        let result = load_with(&path, &env(&[]));
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("---\n{}", result.as_ref().unwrap_err());
+        }
+        assert!(result.is_err(), "{:?}", String::from_utf8_lossy(input));
+    }
+}
