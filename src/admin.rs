@@ -1,14 +1,24 @@
-//! The admin listener: `/metrics`, `/-/healthy`, `/-/ready` and a small index.
+//! The admin listener: `/metrics`, `/-/healthy`, `/-/ready`, a small index,
+//! and the admin API (`/api/v1/...`, `POST /-/reload`) behind the bearer
+//! token of `[daemon] admin_token_*`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
+use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::daemon::ReloadRequest;
+use crate::linker::Fleet;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -16,15 +26,67 @@ pub struct AdminState {
     pub metrics: Metrics,
     /// Set once the config is loaded and supervisors run.
     pub ready: Arc<AtomicBool>,
+    pub fleet: Arc<Mutex<Fleet>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub admin_token: Arc<RwLock<Option<SecretString>>>,
 }
 
 pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/instances", get(instances))
+        .route("/api/v1/instances/{id}/relink", post(relink))
+        .route("/-/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_token,
+        ));
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .merge(api)
         .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Bearer-token check; the comparison is of SHA-256 digests so its time
+/// says nothing about the token.
+async fn require_admin_token(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let expected = state
+        .admin_token
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|t| Sha256::digest(t.expose_secret().as_bytes()));
+    let Some(expected) = expected else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the admin API is disabled: set [daemon] admin_token_file (or _env, _credential)",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    if given != Some(expected) {
+        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            "Bearer".parse().expect("valid header"),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 async fn index() -> Html<&'static str> {
@@ -36,6 +98,7 @@ async fn index() -> Html<&'static str> {
         "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>",
         "<li><a href=\"/-/healthy\">/-/healthy</a>: liveness</li>",
         "<li><a href=\"/-/ready\">/-/ready</a>: readiness</li>",
+        "<li>/api/v1/instances: fleet status (admin token)</li>",
         "</ul></body></html>"
     ))
 }
@@ -58,6 +121,63 @@ async fn ready(State(state): State<AdminState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "relinkd is ready.\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "relinkd is starting.\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "relinkd is not ready.\n")
+    }
+}
+
+async fn instances(State(state): State<AdminState>) -> Response {
+    let fleet = state.fleet.lock().await;
+    let summary = fleet.summary();
+    Json(json!({
+        "summary": summary.to_string(),
+        "instances": fleet.statuses(),
+    }))
+    .into_response()
+}
+
+async fn relink(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, "the instance id must be a number");
+    };
+    if state.fleet.lock().await.relink(id) {
+        tracing::info!(wa_instance = id, "relink requested over the admin API");
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": id, "relink": "requested" })),
+        )
+            .into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such instance in the running config",
+        )
+    }
+}
+
+async fn reload(State(state): State<AdminState>) -> Response {
+    let (reply, outcome) = oneshot::channel();
+    if state
+        .reload
+        .send(ReloadRequest { reply: Some(reply) })
+        .await
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "relinkd is shutting down");
+    }
+    match outcome.await {
+        Ok(Ok(changes)) => Json(json!({
+            "reloaded": true,
+            "added": changes.added,
+            "removed": changes.removed,
+            "updated": changes.updated,
+            "unchanged": changes.unchanged,
+        }))
+        .into_response(),
+        Ok(Err(message)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "reloaded": false, "error": message })),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "relinkd is shutting down"),
     }
 }

@@ -1,84 +1,342 @@
-//! The daemon: from a loaded config to running supervisors and a listener,
-//! until the shutdown future resolves.
+//! The daemon: from a loaded config to running supervisors, the admin
+//! listener, the state writer and the service-manager notifications; then
+//! reloads until shutdown, and a graceful drain.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use secrecy::SecretString;
 use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{self, Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::greenapi::Client;
-use crate::linker::Fleet;
+use crate::linker::{Changes, Fleet};
 use crate::metrics::Metrics;
+use crate::service::Notifier;
+use crate::state::{StateBoard, StateError, StateStore};
+
+/// How long in-flight deliveries may take to finish at shutdown.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How often STATUS= is refreshed when systemd wants no watchdog pings.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("admin listener failed: {0}")]
     Listener(#[source] std::io::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
-/// Runs relinkd on `config`, serving the admin API on `listener`, until
-/// `shutdown` resolves. Tests pass their own listener, metrics and shutdown.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    metrics: Metrics,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
-    let listen = listener.local_addr().map_err(DaemonError::Listener)?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let router = admin::router(AdminState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-    });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+/// Reads a config for a reload (tests pass one with their own environment).
+pub type Loader = Arc<dyn Fn(&Path) -> Result<Config, ConfigError> + Send + Sync>;
 
-    let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
-    let http = reqwest::Client::builder()
+/// A reload asked for over the admin API, with where to send the outcome.
+pub struct ReloadRequest {
+    pub reply: Option<oneshot::Sender<Result<Changes, String>>>,
+}
+
+pub struct Daemon {
+    config: Config,
+    metrics: Metrics,
+    loader: Loader,
+    notifier: Notifier,
+}
+
+impl Daemon {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            metrics: Metrics::new(),
+            loader: Arc::new(|path: &Path| config::load(path)),
+            notifier: Notifier::from_env(),
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_loader(mut self, loader: Loader) -> Self {
+        self.loader = loader;
+        self
+    }
+
+    /// Runs until `shutdown` resolves; every message on `reloads` (SIGHUP)
+    /// reloads the config file. Returns once drained.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        mut reloads: mpsc::Receiver<()>,
+    ) -> Result<(), DaemonError> {
+        let Daemon {
+            config,
+            metrics,
+            loader,
+            notifier,
+        } = self;
+        let listen = listener.local_addr().map_err(DaemonError::Listener)?;
+        let store = StateStore::open(&config.daemon.state_dir)?;
+        let board = StateBoard::new(store.load());
+
+        let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
+        let http = channel_http_client();
+        let dispatcher =
+            Dispatcher::from_config(&config.channels, http.clone(), metrics.deliveries.clone());
+        let deliveries = TaskTracker::new();
+        let mut fleet = Fleet::new(
+            client.clone(),
+            dispatcher,
+            metrics.clone(),
+            board.clone(),
+            deliveries.clone(),
+        );
+        fleet.start(&config);
+        let fleet = Arc::new(Mutex::new(fleet));
+
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(board.clone().write_until(store, stop.clone()));
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin_token = Arc::new(RwLock::new(config.daemon.admin_token.clone()));
+        let (reload_tx, mut api_reloads) = mpsc::channel::<ReloadRequest>(4);
+        let router = admin::router(AdminState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            fleet: fleet.clone(),
+            reload: reload_tx,
+            admin_token: admin_token.clone(),
+        });
+        let server_stop = stop.clone();
+        let mut server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(server_stop.cancelled_owned())
+                .await
+        });
+
+        let mut control = Control {
+            config,
+            fleet: fleet.clone(),
+            metrics: metrics.clone(),
+            loader,
+            notifier,
+            http,
+            admin_token,
+        };
+        metrics.reload_succeeded();
+        let status = {
+            let fleet = fleet.lock().await;
+            tracing::info!(instances = fleet.len(), channels = control.config.channels.len(), %listen, "relinkd running");
+            fleet.summary().to_string()
+        };
+        ready.store(true, Ordering::Release);
+        notifier.ready(&status);
+        let health = tokio::spawn(report_health(fleet.clone(), client, notifier, stop.clone()));
+
+        tokio::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                Some(()) = reloads.recv() => {
+                    control.reload().await.ok();
+                }
+                Some(request) = api_reloads.recv() => {
+                    let outcome = control.reload().await;
+                    if let Some(reply) = request.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                served = &mut server => break match served {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(DaemonError::Listener(e)),
+                    Err(e) => Err(DaemonError::Listener(std::io::Error::other(e))),
+                },
+            }
+        };
+
+        // Drain: stop polling, let deliveries finish briefly, persist, stop.
+        notifier.stopping();
+        ready.store(false, Ordering::Release);
+        tracing::info!("shutting down");
+        fleet.lock().await.shutdown().await;
+        deliveries.close();
+        if tokio::time::timeout(DRAIN_GRACE, deliveries.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = deliveries.len(),
+                "deliveries still running after {DRAIN_GRACE:?}; abandoning them"
+            );
+        }
+        stop.cancel();
+        let _ = writer.await;
+        let _ = health.await;
+        if !server.is_finished() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// The HTTP client shared by HTTP-based channels.
+fn channel_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(3))
         .build()
-        .expect("the HTTP client's fixed settings are valid");
-    let dispatcher = Dispatcher::from_config(&config.channels, http, metrics.deliveries.clone());
-    let mut fleet = Fleet::new(client, dispatcher, metrics.clone());
-    fleet.start(&config);
-    metrics.reload_succeeded();
-    ready.store(true, Ordering::Release);
-    tracing::info!(
-        instances = fleet.len(),
-        channels = config.channels.len(),
-        %listen,
-        "relinkd running"
-    );
-
-    tokio::pin!(shutdown);
-    let result = tokio::select! {
-        () = &mut shutdown => Ok(()),
-        served = &mut Box::pin(wait_server(server)) => served,
-    };
-    ready.store(false, Ordering::Release);
-    tracing::info!("shutting down");
-    fleet.shutdown().await;
-    let _ = stop_tx.send(());
-    result
+        .expect("the HTTP client's fixed settings are valid")
 }
 
-async fn wait_server(
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-) -> Result<(), DaemonError> {
-    match server.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(DaemonError::Listener(e)),
-        Err(e) => Err(DaemonError::Listener(std::io::Error::other(e))),
+/// The one reload path (SIGHUP, the admin API).
+struct Control {
+    config: Config,
+    fleet: Arc<Mutex<Fleet>>,
+    metrics: Metrics,
+    loader: Loader,
+    notifier: Notifier,
+    http: reqwest::Client,
+    admin_token: Arc<RwLock<Option<SecretString>>>,
+}
+
+impl Control {
+    async fn reload(&mut self) -> Result<Changes, String> {
+        self.notifier.reloading();
+        let new = match (self.loader)(&self.config.path) {
+            Ok(new) => new,
+            Err(error) => {
+                self.metrics.reload_failed();
+                tracing::error!(%error, "config reload failed; the running config is kept");
+                let summary = self.fleet.lock().await.summary();
+                self.notifier.ready(&format!(
+                    "reload failed, running config kept ({}); {summary}",
+                    first_line(&error.to_string())
+                ));
+                return Err(error.to_string());
+            }
+        };
+        for warning in &new.warnings {
+            tracing::warn!("{warning}");
+        }
+        self.warn_about_restart_only_changes(&new);
+        for old in &self.config.channels {
+            if !new.channels.iter().any(|c| c.name == old.name) {
+                self.metrics.deliveries.remove_channel(&old.name);
+            }
+        }
+        let dispatcher = Dispatcher::from_config(
+            &new.channels,
+            self.http.clone(),
+            self.metrics.deliveries.clone(),
+        );
+        let (changes, summary) = {
+            let mut fleet = self.fleet.lock().await;
+            let changes = fleet.reconcile(&new, dispatcher);
+            (changes, fleet.summary())
+        };
+        *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
+            new.daemon.admin_token.clone();
+        // Settings of [daemon] other than the admin token need a restart.
+        let mut new = new;
+        new.daemon = crate::config::DaemonConfig {
+            admin_token: new.daemon.admin_token.clone(),
+            ..self.config.daemon.clone()
+        };
+        self.config = new;
+        self.metrics.reload_succeeded();
+        tracing::info!(
+            added = changes.added,
+            removed = changes.removed,
+            updated = changes.updated,
+            unchanged = changes.unchanged,
+            digest = &self.config.digest[..12.min(self.config.digest.len())],
+            "config reloaded"
+        );
+        self.notifier.ready(&summary.to_string());
+        Ok(changes)
+    }
+
+    fn warn_about_restart_only_changes(&self, new: &Config) {
+        let (old, new) = (&self.config.daemon, &new.daemon);
+        let mut keys = Vec::new();
+        if old.listen != new.listen {
+            keys.push("listen");
+        }
+        if old.state_dir != new.state_dir {
+            keys.push("state_dir");
+        }
+        if old.log_format != new.log_format {
+            keys.push("log_format");
+        }
+        if old.max_concurrent_requests != new.max_concurrent_requests {
+            keys.push("max_concurrent_requests");
+        }
+        if !keys.is_empty() {
+            tracing::warn!(
+                keys = ?keys,
+                "[daemon] settings changed; they take effect at the next restart"
+            );
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Refreshes STATUS= and pings the watchdog, but only while the fleet makes
+/// progress: no supervisor past its deadline, or vendor requests still
+/// completing (a slow vendor is a backlog, not a wedge).
+async fn report_health(
+    fleet: Arc<Mutex<Fleet>>,
+    client: Client,
+    notifier: Notifier,
+    stop: CancellationToken,
+) {
+    let watchdog = notifier.watchdog_interval();
+    let period = watchdog.map_or(STATUS_INTERVAL, |w| w / 2);
+    let mut ticker = tokio::time::interval(period);
+    let mut last_status = String::new();
+    let mut last_completed = client.completed();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let (summary, overdue) = {
+            let fleet = fleet.lock().await;
+            (fleet.summary().to_string(), fleet.overdue(Instant::now()))
+        };
+        let completed = client.completed();
+        let progressing = overdue.is_empty() || completed != last_completed;
+        last_completed = completed;
+        if summary != last_status {
+            notifier.status(&summary);
+            last_status = summary;
+        }
+        if watchdog.is_none() {
+            continue;
+        }
+        if progressing {
+            notifier.watchdog();
+        } else {
+            tracing::error!(
+                overdue = overdue.len(),
+                first = overdue.first(),
+                "supervisors are not making progress; withholding the watchdog ping"
+            );
+        }
     }
 }

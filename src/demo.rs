@@ -15,8 +15,8 @@ use axum::routing::post;
 use base64::Engine as _;
 use tokio::net::TcpListener;
 
+use crate::daemon::Daemon;
 use crate::delivery::sign;
-use crate::metrics::Metrics;
 use crate::sim::{SimConfig, SimInstance, Simulator};
 
 const TOKEN: &str = "demo-token-not-a-secret";
@@ -110,7 +110,9 @@ pub async fn run(
         println!("\n[demo] billing-line's phone dropped its link (simulated logout)\n");
     });
 
-    crate::daemon::run(config, listener, Metrics::new(), shutdown).await?;
+    // The demo has no reload trigger; the sender is kept so reloads wait.
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    Daemon::new(config).run(listener, shutdown, reloads).await?;
     println!("relinkd demo stopped.");
     Ok(())
 }

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
@@ -11,5 +13,7 @@ pub mod demo;
 pub mod greenapi;
 pub mod linker;
 pub mod metrics;
+pub mod service;
 pub mod sim;
+pub mod state;
 pub mod telemetry;

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use relinkd::config::{self, LogFormat};
-use relinkd::metrics::Metrics;
-use relinkd::{daemon, demo, sim, telemetry};
+use relinkd::daemon::Daemon;
+use relinkd::{admin_client, demo, sim, telemetry};
 
 const DEFAULT_CONFIG: &str = "/etc/relinkd/relinkd.toml";
 
@@ -37,6 +37,24 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the GREEN-API simulator alone.
     Sim(sim::SimArgs),
+    /// Show the running daemon's fleet (via its admin API).
+    Status {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+        config: PathBuf,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        token: admin_client::TokenArgs,
+    },
+    /// Ask the running daemon for codes now for instance ID (ends a pause).
+    Relink {
+        id: u64,
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        token: admin_client::TokenArgs,
+    },
 }
 
 #[tokio::main]
@@ -52,6 +70,14 @@ async fn main() -> ExitCode {
         Command::Sim(args) => {
             telemetry::init(LogFormat::Text);
             report(sim::run_cli(args, shutdown_signal()).await)
+        }
+        Command::Status {
+            config,
+            json,
+            token,
+        } => report(admin_client::status(&config, &token, json).await),
+        Command::Relink { id, config, token } => {
+            report(admin_client::relink(&config, &token, id).await)
         }
     }
 }
@@ -76,7 +102,25 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    report(daemon::run(config, listener, Metrics::new(), shutdown_signal()).await)
+    report(
+        Daemon::new(config)
+            .run(listener, shutdown_signal(), reload_signal())
+            .await,
+    )
+}
+
+/// SIGHUP, as a stream of reload requests.
+fn reload_signal() -> tokio::sync::mpsc::Receiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler installs");
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            // A reload already queued covers this one too.
+            let _ = tx.try_send(());
+        }
+    });
+    rx
 }
 
 fn check_config(path: PathBuf) -> ExitCode {
@@ -106,19 +150,22 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
             eprintln!("relinkd: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop).
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop). The handlers are
+/// installed now, before the daemon reports ready.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

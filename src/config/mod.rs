@@ -297,6 +297,41 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
     result
 }
 
+/// Reads only the `[daemon]` section of the config at `path`, for commands
+/// that talk to a running daemon (`relinkd status`, `relinkd relink`): they
+/// need the listener and the admin token, not the fleet's secrets (which an
+/// operator's shell may not be able to read). The rest of the file must still
+/// parse. With `admin_token` false the admin token is not read (the caller
+/// has it from elsewhere, e.g. `--admin-token-file`).
+pub fn load_daemon_section(
+    path: &Path,
+    env: &dyn Environment,
+    admin_token: bool,
+) -> Result<DaemonConfig, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+    })?;
+    let mut raw = raw::parse(text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    if !admin_token {
+        raw.daemon.admin_token_file = None;
+        raw.daemon.admin_token_env = None;
+        raw.daemon.admin_token_credential = None;
+        raw.daemon.admin_token = None;
+    }
+    let result = validate::build_daemon(&raw, path, env);
+    let mut bytes = bytes;
+    secrecy::zeroize::Zeroize::zeroize(&mut bytes);
+    result
+}
+
 fn parse_and_validate(
     path: &Path,
     bytes: &[u8],

@@ -137,6 +137,33 @@ pub(super) fn build(
     Err(ConfigError::Invalid { path, key, message })
 }
 
+/// Validates the `[daemon]` section alone (see `load_daemon_section`).
+pub(super) fn build_daemon(
+    raw: &RawConfig,
+    path: &Path,
+    env: &dyn Environment,
+) -> Result<DaemonConfig, ConfigError> {
+    let mut report = Report::new(path);
+    let config_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let ctx = SecretContext { config_dir, env };
+    let daemon = daemon(&raw.daemon, &ctx, &mut report);
+    let path = path.to_path_buf();
+    match report.issues.len() {
+        0 => Ok(daemon),
+        1 => {
+            let Issue { key, message } = report.issues.swap_remove(0);
+            Err(ConfigError::Invalid { path, key, message })
+        }
+        _ => Err(ConfigError::Multiple {
+            path,
+            errors: report.issues,
+        }),
+    }
+}
+
 fn daemon(raw: &RawDaemon, ctx: &SecretContext<'_>, report: &mut Report) -> DaemonConfig {
     let default_listen = SocketAddr::from(DEFAULT_LISTEN);
     let listen = match raw.listen.as_deref() {

@@ -87,7 +87,7 @@ impl Notification {
         deadline: Instant,
     ) -> Self {
         let left = expires_at
-            .duration_since(SystemTime::now())
+            .duration_since(crate::clock::now())
             .map_or(0, |d| d.as_secs());
         let text = format!(
             "relinkd: linking code for {name} ({id}): {code}\n\

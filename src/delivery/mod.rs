@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -294,14 +294,4 @@ fn give_up(
         "notification not delivered"
     );
     reason
-}
-
-/// Wall-clock time of a tokio instant (for messages: expiry in UTC).
-pub fn wall_clock(at: Instant) -> SystemTime {
-    let now = Instant::now();
-    if at >= now {
-        SystemTime::now() + (at - now)
-    } else {
-        SystemTime::now() - (now - at)
-    }
 }

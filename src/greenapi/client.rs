@@ -4,6 +4,7 @@
 //! paces its calls so no instance ever sees more than one call per second.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -79,6 +80,7 @@ pub struct Client {
     http: reqwest::Client,
     in_flight: Arc<Semaphore>,
     metrics: ApiMetrics,
+    completed: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -93,7 +95,14 @@ impl Client {
             http,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             metrics,
+            completed: Arc::default(),
         }
+    }
+
+    /// Requests answered or failed so far: the watchdog's sign that the
+    /// fleet works through its backlog even when the vendor is slow.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 
     pub fn instance(
@@ -206,6 +215,7 @@ impl InstanceApi {
         let result = self.send(method, json).await;
         let metrics = &self.client.metrics;
         metrics.observe(method, started.elapsed(), result.as_ref().err());
+        self.client.completed.fetch_add(1, Ordering::Relaxed);
         result
     }
 

@@ -1,19 +1,25 @@
 //! The fleet: one supervisor per configured instance, started, updated and
-//! stopped as the config changes.
+//! stopped as the config changes. An instance that stays in the config keeps
+//! its supervisor, and so its episode, outstanding code and pause.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use super::policy::Policy;
-use super::supervisor::{Command, InstanceSpec, Supervisor};
-use crate::config::{Config, InstanceConfig, InstanceSettings};
+use super::supervisor::{Command, InstanceSpec, Shared, Supervisor, Update};
+use super::view::{InstanceStatus, InstanceView};
+use crate::config::{Config, InstanceConfig};
 use crate::delivery::{Dispatcher, InstanceRef};
-use crate::greenapi::Client;
+use crate::greenapi::{Client, InstanceApi};
 use crate::metrics::Metrics;
+use crate::state::StateBoard;
 
 /// Spread of first polls per instance: a fleet of 3,000 starts over a minute
 /// (capped at the poll interval), a handful at once.
@@ -21,29 +27,81 @@ const START_SPREAD_PER_INSTANCE: Duration = Duration::from_millis(20);
 
 struct Running {
     config: InstanceConfig,
+    api: InstanceApi,
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
+    view: Arc<InstanceView>,
+}
+
+/// What a reconcile did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    pub added: usize,
+    pub removed: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Phase counts over the fleet (for `STATUS=`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub instances: usize,
+    pub linked: usize,
+    pub linking: usize,
+    pub paused: usize,
+    pub restricted: usize,
+    pub other: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} instances: {} linked, {} linking, {} paused",
+            self.instances, self.linked, self.linking, self.paused
+        )?;
+        if self.restricted > 0 {
+            write!(f, ", {} restricted", self.restricted)?;
+        }
+        if self.other > 0 {
+            write!(f, ", {} other", self.other)?;
+        }
+        Ok(())
+    }
 }
 
 pub struct Fleet {
     client: Client,
     dispatcher: Dispatcher,
     metrics: Metrics,
+    board: StateBoard,
+    deliveries: TaskTracker,
     running: HashMap<u64, Running>,
 }
 
 impl Fleet {
-    pub fn new(client: Client, dispatcher: Dispatcher, metrics: Metrics) -> Self {
+    pub fn new(
+        client: Client,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        board: StateBoard,
+        deliveries: TaskTracker,
+    ) -> Self {
         Self {
             client,
             dispatcher,
             metrics,
+            board,
+            deliveries,
             running: HashMap::new(),
         }
     }
 
-    /// Starts supervisors for every instance of `config`.
+    /// Starts supervisors for every instance of `config`, resuming persisted
+    /// episodes. Records of instances no longer configured are dropped.
     pub fn start(&mut self, config: &Config) {
+        self.board
+            .retain(|id| config.instances.iter().any(|i| i.id == id));
         let count = config.instances.len().max(1);
         let now = Instant::now();
         for (i, instance) in config.instances.iter().enumerate() {
@@ -55,38 +113,106 @@ impl Fleet {
         }
     }
 
+    /// Brings the fleet to `config` with `dispatcher` (built from its
+    /// channels): removed instances stop, added ones start, the others get
+    /// the new settings and keep their episode.
+    pub fn reconcile(&mut self, config: &Config, dispatcher: Dispatcher) -> Changes {
+        self.dispatcher = dispatcher;
+        let mut changes = Changes::default();
+        let wanted: HashMap<u64, &InstanceConfig> =
+            config.instances.iter().map(|i| (i.id, i)).collect();
+        let gone: Vec<u64> = self
+            .running
+            .keys()
+            .filter(|id| !wanted.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(running) = self.running.remove(&id) {
+                running.task.abort();
+            }
+            self.metrics.remove_instance(id);
+            self.board.set(id, None);
+            changes.removed += 1;
+        }
+        let now = Instant::now();
+        for instance in &config.instances {
+            let Some(running) = self.running.get_mut(&instance.id) else {
+                self.spawn(instance.clone(), now);
+                changes.added += 1;
+                continue;
+            };
+            if same_instance(&running.config, instance) {
+                changes.unchanged += 1;
+            } else {
+                changes.updated += 1;
+            }
+            // Keep the API handle (and so its pacing) unless how the vendor
+            // is reached changed.
+            if !same_endpoint(&running.config, instance) {
+                running.api = self.client.instance(
+                    &instance.api_url,
+                    instance.id,
+                    instance.api_token.clone(),
+                    instance.settings.request_timeout,
+                );
+            }
+            running.config = instance.clone();
+            let update = Update {
+                spec: spec(instance, running.api.clone()),
+                settings: instance.settings.clone(),
+                dispatcher: self.dispatcher.clone(),
+                metrics: self.metrics.instance(instance.id, &instance.name),
+            };
+            // A full queue means the supervisor is wedged; the watchdog
+            // will see that. Never block a reload on it.
+            let _ = running.commands.try_send(Command::Update(Box::new(update)));
+        }
+        changes
+    }
+
     fn spawn(&mut self, config: InstanceConfig, first_poll: Instant) {
-        let spec = self.spec(&config);
-        let policy = Policy::new(config.settings.clone(), config.id, first_poll);
+        let api = self.client.instance(
+            &config.api_url,
+            config.id,
+            config.api_token.clone(),
+            config.settings.request_timeout,
+        );
+        let policy = match self.board.get(config.id) {
+            Some(record) => Policy::restore(
+                config.settings.clone(),
+                config.id,
+                first_poll,
+                record.to_persisted(),
+            ),
+            None => Policy::new(config.settings.clone(), config.id, first_poll),
+        };
         let metrics = self.metrics.instance(config.id, &config.name);
-        let supervisor = Supervisor::new(spec, policy, self.dispatcher.clone(), metrics);
+        let view = Arc::new(InstanceView::new(config.id, &config.name));
+        let shared = Shared {
+            view: view.clone(),
+            board: self.board.clone(),
+            deliveries: self.deliveries.clone(),
+        };
+        let supervisor = Supervisor::new(
+            spec(&config, api.clone()),
+            policy,
+            self.dispatcher.clone(),
+            metrics,
+            shared,
+        );
         let (commands, receiver) = mpsc::channel(8);
         let task = tokio::spawn(supervisor.run(receiver));
         self.running.insert(
             config.id,
             Running {
                 config,
+                api,
                 commands,
                 task,
+                view,
             },
         );
-    }
-
-    fn spec(&self, config: &InstanceConfig) -> InstanceSpec {
-        InstanceSpec {
-            instance: InstanceRef {
-                id: config.id,
-                name: config.name.clone(),
-            },
-            phone: config.phone,
-            channels: config.channels.clone(),
-            api: self.client.instance(
-                &config.api_url,
-                config.id,
-                config.api_token.clone(),
-                config.settings.request_timeout,
-            ),
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -97,21 +223,54 @@ impl Fleet {
         self.running.is_empty()
     }
 
-    /// Asks an instance's supervisor to end its pause or poll now.
-    pub async fn relink(&self, id: u64) -> bool {
+    /// Asks an instance's supervisor to end its pause or poll now; false if
+    /// the id is not in the fleet.
+    pub fn relink(&self, id: u64) -> bool {
         match self.running.get(&id) {
-            Some(running) => running.commands.send(Command::Relink).await.is_ok(),
+            Some(running) => {
+                let _ = running.commands.try_send(Command::Relink);
+                true
+            }
             None => false,
         }
     }
 
-    /// Settings of a running instance (for tests and status).
-    pub fn settings(&self, id: u64) -> Option<&InstanceSettings> {
-        self.running.get(&id).map(|r| &r.config.settings)
+    /// Every instance's status, ordered by id.
+    pub fn statuses(&self) -> Vec<InstanceStatus> {
+        let mut all: Vec<_> = self.running.values().map(|r| r.view.status()).collect();
+        all.sort_by_key(|s| s.id);
+        all
     }
 
-    /// Stops every supervisor and waits for them (they stop at their next
-    /// await point; in-flight vendor calls are abandoned).
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            instances: self.running.len(),
+            ..Summary::default()
+        };
+        for running in self.running.values() {
+            let status = running.view.status();
+            match (status.phase.as_str(), status.state.as_deref()) {
+                ("linking", _) => summary.linking += 1,
+                ("paused", _) => summary.paused += 1,
+                ("restricted", _) => summary.restricted += 1,
+                (_, Some("authorized")) => summary.linked += 1,
+                _ => summary.other += 1,
+            }
+        }
+        summary
+    }
+
+    /// Ids of supervisors that missed their progress deadline.
+    pub fn overdue(&self, now: Instant) -> Vec<u64> {
+        self.running
+            .iter()
+            .filter(|(_, r)| r.view.is_overdue(now) || r.task.is_finished())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Stops every supervisor (in-flight vendor calls are abandoned; the
+    /// persisted state is whatever they last published).
     pub async fn shutdown(&mut self) {
         let running: Vec<_> = self.running.drain().map(|(_, r)| r).collect();
         for r in &running {
@@ -121,4 +280,30 @@ impl Fleet {
             let _ = r.task.await;
         }
     }
+}
+
+fn spec(config: &InstanceConfig, api: InstanceApi) -> InstanceSpec {
+    InstanceSpec {
+        instance: InstanceRef {
+            id: config.id,
+            name: config.name.clone(),
+        },
+        phone: config.phone,
+        channels: config.channels.clone(),
+        api,
+    }
+}
+
+fn same_endpoint(a: &InstanceConfig, b: &InstanceConfig) -> bool {
+    a.api_url == b.api_url
+        && a.api_token.expose_secret() == b.api_token.expose_secret()
+        && a.settings.request_timeout == b.settings.request_timeout
+}
+
+fn same_instance(a: &InstanceConfig, b: &InstanceConfig) -> bool {
+    same_endpoint(a, b)
+        && a.name == b.name
+        && a.phone == b.phone
+        && a.channels == b.channels
+        && a.settings == b.settings
 }

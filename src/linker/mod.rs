@@ -4,7 +4,9 @@
 mod fleet;
 pub mod policy;
 mod supervisor;
+mod view;
 
-pub use fleet::Fleet;
-pub use policy::{Action, Input, MIN_GAP, Notice, Phase, Policy};
-pub use supervisor::{Command, InstanceSpec, Supervisor};
+pub use fleet::{Changes, Fleet, Summary};
+pub use policy::{Action, Input, MIN_GAP, Notice, Persisted, Phase, Policy};
+pub use supervisor::{Command, InstanceSpec, Shared, Supervisor, Update};
+pub use view::{InstanceStatus, InstanceView};

@@ -94,6 +94,22 @@ pub enum Phase {
     Alerted(InstanceState),
 }
 
+/// What of a policy survives a restart: the episode, its budget, the
+/// outstanding code's expiry and delivery, a pause. Never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    Linking {
+        started: Instant,
+        codes_used: u32,
+        code: Option<Code>,
+    },
+    Paused {
+        started: Instant,
+        until: Instant,
+        codes_used: u32,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     settings: InstanceSettings,
@@ -120,6 +136,64 @@ impl Policy {
             code_failures: 0,
             next_at: first_poll,
             rng: SplitMix(seed),
+        }
+    }
+
+    /// A policy resuming a persisted episode. A code known to be undelivered
+    /// is forgotten (nobody can enter it; its budget stays spent); any other
+    /// code is waited out until it expires, as WhatsApp keeps one code.
+    pub fn restore(
+        settings: InstanceSettings,
+        seed: u64,
+        first_poll: Instant,
+        persisted: Persisted,
+    ) -> Self {
+        let mut policy = Self::new(settings, seed, first_poll);
+        policy.phase = match persisted {
+            Persisted::Linking {
+                started,
+                codes_used,
+                code,
+            } => Phase::Linking {
+                started,
+                codes_used,
+                code: code.filter(|c| c.delivered != Some(false)),
+            },
+            Persisted::Paused {
+                started,
+                until,
+                codes_used,
+            } => Phase::Paused {
+                started,
+                until,
+                codes_used,
+            },
+        };
+        policy
+    }
+
+    /// The part of the state to persist; `None` outside an episode.
+    pub fn persisted(&self) -> Option<Persisted> {
+        match self.phase {
+            Phase::Linking {
+                started,
+                codes_used,
+                code,
+            } => Some(Persisted::Linking {
+                started,
+                codes_used,
+                code,
+            }),
+            Phase::Paused {
+                started,
+                until,
+                codes_used,
+            } => Some(Persisted::Paused {
+                started,
+                until,
+                codes_used,
+            }),
+            Phase::Watching | Phase::Alerted(_) => None,
         }
     }
 

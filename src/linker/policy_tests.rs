@@ -471,3 +471,76 @@ fn a_delivery_outcome_is_recorded_on_the_code() {
         }
     ));
 }
+
+#[test]
+fn a_restored_episode_waits_out_its_delivered_code_and_keeps_its_budget() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    h.feed(Input::CodeDelivered { delivered: true });
+    let saved = h.policy.persisted().expect("an episode is persisted");
+    h.wait(30 * S);
+    let mut restored = Harness {
+        policy: Policy::restore(settings(), 7, h.now, saved),
+        now: h.now,
+    };
+    while restored.policy.next_at() < expires_at {
+        assert!(restored.poll(InstanceState::NotAuthorized).is_empty());
+    }
+    assert_eq!(
+        restored.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+    assert_eq!(codes_used(&restored.policy), 1);
+}
+
+#[test]
+fn a_restored_undelivered_code_is_not_waited_for() {
+    let mut h = Harness::new();
+    h.get_code();
+    h.feed(Input::CodeDelivered { delivered: false });
+    let saved = h.policy.persisted().unwrap();
+    let mut restored = Harness {
+        policy: Policy::restore(settings(), 7, h.now, saved),
+        now: h.now,
+    };
+    assert_eq!(
+        restored.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+}
+
+#[test]
+fn a_restored_pause_holds_until_its_end() {
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        ..settings()
+    });
+    h.get_code();
+    while !matches!(h.policy.phase(), Phase::Paused { .. }) {
+        h.poll(InstanceState::NotAuthorized);
+    }
+    let saved = h.policy.persisted().unwrap();
+    let Persisted::Paused { until, .. } = saved else {
+        panic!("{saved:?}")
+    };
+    let mut restored = Harness {
+        policy: Policy::restore(settings(), 7, h.now, saved),
+        now: h.now,
+    };
+    while restored.policy.next_at() < until {
+        assert!(restored.poll(InstanceState::NotAuthorized).is_empty());
+    }
+    assert_eq!(
+        restored.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+}
+
+#[test]
+fn nothing_is_persisted_outside_an_episode() {
+    let mut h = Harness::new();
+    h.poll(InstanceState::Authorized);
+    assert_eq!(h.policy.persisted(), None);
+    h.poll(InstanceState::Blocked);
+    assert_eq!(h.policy.persisted(), None);
+}

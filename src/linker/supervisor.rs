@@ -9,10 +9,16 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{Duration, Instant};
 
+use tokio_util::task::TaskTracker;
+
 use super::policy::{Action, Input, Notice, Policy};
-use crate::delivery::{Dispatcher, InstanceRef, Notification, wall_clock};
+use super::view::{InstanceView, progress_slack};
+use crate::clock;
+use crate::config::InstanceSettings;
+use crate::delivery::{Dispatcher, InstanceRef, Notification};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::metrics::{CodeOutcome, InstanceMetrics};
+use crate::state::{Record, StateBoard};
 
 /// How long a notice (linked, paused, alert) may keep retrying.
 const NOTICE_DEADLINE: Duration = Duration::from_secs(15 * 60);
@@ -26,11 +32,27 @@ pub struct InstanceSpec {
     pub api: InstanceApi,
 }
 
+/// A reload's new view of an instance; its episode is kept.
+pub struct Update {
+    pub spec: InstanceSpec,
+    pub settings: InstanceSettings,
+    pub dispatcher: Dispatcher,
+    pub metrics: Arc<InstanceMetrics>,
+}
+
 pub enum Command {
     /// End a pause or poll now (admin API).
     Relink,
-    /// New settings from a reload; the episode is kept.
-    Update(Box<(InstanceSpec, crate::config::InstanceSettings)>),
+    Update(Box<Update>),
+}
+
+/// What a supervisor shares with the rest of the daemon.
+#[derive(Clone)]
+pub struct Shared {
+    pub view: Arc<InstanceView>,
+    pub board: StateBoard,
+    /// Deliveries, so shutdown can let them finish.
+    pub deliveries: TaskTracker,
 }
 
 pub struct Supervisor {
@@ -38,6 +60,9 @@ pub struct Supervisor {
     policy: Policy,
     dispatcher: Dispatcher,
     metrics: Arc<InstanceMetrics>,
+    shared: Shared,
+    published: Option<Record>,
+    last_error: Option<String>,
     /// The code just received, held only until it is handed to delivery.
     code: Option<SecretString>,
     code_delivery: Option<AbortHandle>,
@@ -51,13 +76,18 @@ impl Supervisor {
         policy: Policy,
         dispatcher: Dispatcher,
         metrics: Arc<InstanceMetrics>,
+        shared: Shared,
     ) -> Self {
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
+        let published = shared.board.get(spec.instance.id);
         Self {
             spec,
             policy,
             dispatcher,
             metrics,
+            shared,
+            published,
+            last_error: None,
             code: None,
             code_delivery: None,
             delivered_tx,
@@ -67,8 +97,13 @@ impl Supervisor {
 
     /// Runs until the command sender is dropped.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        self.publish();
         loop {
             let next = self.policy.next_at();
+            let slack = progress_slack(self.policy.settings().request_timeout);
+            self.shared
+                .view
+                .expect_progress_by(next.max(Instant::now()) + slack);
             let input = tokio::select! {
                 command = commands.recv() => match command {
                     None => break,
@@ -77,9 +112,12 @@ impl Supervisor {
                         Input::RelinkRequested
                     }
                     Some(Command::Update(update)) => {
-                        let (spec, settings) = *update;
+                        let Update { spec, settings, dispatcher, metrics } = *update;
                         self.spec = spec;
+                        self.dispatcher = dispatcher;
+                        self.metrics = metrics;
                         self.policy.update_settings(settings, Instant::now());
+                        self.publish();
                         continue;
                     }
                 },
@@ -87,9 +125,24 @@ impl Supervisor {
                 () = tokio::time::sleep_until(next) => Input::Due,
             };
             self.step(input).await;
+            self.publish();
         }
         if let Some(delivery) = self.code_delivery.take() {
             delivery.abort();
+        }
+    }
+
+    /// Shows the new status and persists the episode if it changed.
+    fn publish(&mut self) {
+        self.shared.view.update(
+            &self.spec.instance.name,
+            &self.policy,
+            self.last_error.take(),
+        );
+        let record = self.policy.persisted().as_ref().map(Record::from);
+        if record != self.published {
+            self.shared.board.set(self.spec.instance.id, record.clone());
+            self.published = record;
         }
     }
 
@@ -97,6 +150,8 @@ impl Supervisor {
     async fn step(&mut self, input: Input) {
         let mut queue: VecDeque<Action> = self.policy.handle(input, Instant::now()).into();
         while let Some(action) = queue.pop_front() {
+            let slack = progress_slack(self.policy.settings().request_timeout);
+            self.shared.view.expect_progress_by(Instant::now() + slack);
             let follow_up = match action {
                 Action::PollState => self.poll().await,
                 Action::RequestCode => self.request_code().await,
@@ -126,6 +181,7 @@ impl Supervisor {
             }
             Err(error) => {
                 self.metrics.poll(false);
+                self.last_error = Some(format!("getStateInstance: {error}"));
                 tracing::warn!(
                     instance = %self.spec.instance.name,
                     wa_instance = self.spec.instance.id,
@@ -169,11 +225,13 @@ impl Supervisor {
             }
             Ok(CodeReply::NotReceived) => {
                 self.metrics.code_requested(CodeOutcome::NotReceived);
+                self.last_error = Some("getAuthorizationCode: status false (no code)".into());
                 tracing::warn!(instance = %name, wa_instance = id, "vendor answered status:false (no code this time); backing off");
                 Input::CodeNotIssued
             }
             Err(error) => {
                 self.metrics.code_requested(CodeOutcome::Error);
+                self.last_error = Some(format!("getAuthorizationCode: {error}"));
                 tracing::warn!(instance = %name, wa_instance = id, reason = error.outcome(), %error, "code request failed; backing off");
                 Input::CodeFailed {
                     retry_after: error.retry_after(),
@@ -186,7 +244,7 @@ impl Supervisor {
         let Some(code) = self.code.take() else {
             return;
         };
-        let expiry = wall_clock(expires_at);
+        let expiry = clock::wall(expires_at);
         self.metrics.set_code_expiry(Some(expiry));
         tracing::info!(
             instance = %self.spec.instance.name,
@@ -205,7 +263,7 @@ impl Supervisor {
         let dispatcher = self.dispatcher.clone();
         let channels = self.spec.channels.clone();
         let report = self.delivered_tx.clone();
-        let task = tokio::spawn(async move {
+        let task = self.shared.deliveries.spawn(async move {
             let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
             let _ = report.send(delivered);
         });
@@ -225,7 +283,7 @@ impl Supervisor {
             Notice::Paused { until, codes } => {
                 self.metrics.episode_paused();
                 self.metrics.set_code_expiry(None);
-                let until = wall_clock(until);
+                let until = clock::wall(until);
                 tracing::warn!(
                     instance = %instance.name, wa_instance = instance.id, codes,
                     until = %crate::delivery::format_utc(until),
@@ -241,7 +299,7 @@ impl Supervisor {
         };
         let dispatcher = self.dispatcher.clone();
         let channels = self.spec.channels.clone();
-        tokio::spawn(async move {
+        self.shared.deliveries.spawn(async move {
             dispatcher.deliver(Arc::new(notification), &channels).await;
         });
     }

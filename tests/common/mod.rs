@@ -156,18 +156,30 @@ pub fn verify_standard_webhook(secret: &str, headers: &HeaderMap, body: &[u8]) -
 /// with TOKEN in $GREENAPI_TOKEN and WHSEC in $HOOK_SECRET.
 pub fn load_config(toml: &str) -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("relinkd.toml");
-    std::fs::write(&path, toml).unwrap();
-    let env = MapEnv(HashMap::from([
+    std::fs::write(dir.path().join("relinkd.toml"), toml).unwrap();
+    (reload_config(&dir).unwrap_or_else(|e| panic!("{e}")), dir)
+}
+
+/// The test environment: tokens in env variables, state in the temp dir.
+pub fn test_env(dir: &std::path::Path) -> MapEnv {
+    MapEnv(HashMap::from([
         ("GREENAPI_TOKEN".into(), TOKEN.into()),
         ("HOOK_SECRET".into(), WHSEC.into()),
         (
             "STATE_DIRECTORY".into(),
-            dir.path().join("state").display().to_string(),
+            dir.join("state").display().to_string(),
         ),
-    ]));
-    let config = config::load_with(&path, &env).unwrap_or_else(|e| panic!("{e}"));
-    (config, dir)
+    ]))
+}
+
+/// Loads the config in `dir` again (as a reload would).
+pub fn reload_config(dir: &tempfile::TempDir) -> Result<Config, config::ConfigError> {
+    config::load_with(&dir.path().join("relinkd.toml"), &test_env(dir.path()))
+}
+
+/// Replaces the config file in `dir`.
+pub fn rewrite_config(dir: &tempfile::TempDir, toml: &str) {
+    std::fs::write(dir.path().join("relinkd.toml"), toml).unwrap();
 }
 
 /// A config with one webhook channel to `hook` and one instance per sim
@@ -193,32 +205,50 @@ pub fn fleet_toml(sim: SocketAddr, hook: SocketAddr, count: usize, defaults: &st
 pub struct Daemon {
     pub metrics: Metrics,
     pub addr: SocketAddr,
+    reload: tokio::sync::mpsc::Sender<()>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
+    /// Runs the daemon on `config`; reloads read the config file again with
+    /// the test environment.
     pub async fn start(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Metrics::new();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn({
-            let metrics = metrics.clone();
-            async move {
-                relinkd::daemon::run(config, listener, metrics, async {
-                    let _ = stopped.await;
-                })
+        let (reload, reloads) = tokio::sync::mpsc::channel(1);
+        let loader: relinkd::daemon::Loader = std::sync::Arc::new(|path: &std::path::Path| {
+            config::load_with(path, &test_env(path.parent().unwrap()))
+        });
+        let daemon = relinkd::daemon::Daemon::new(config)
+            .with_metrics(metrics.clone())
+            .with_loader(loader);
+        let task = tokio::spawn(async move {
+            daemon
+                .run(
+                    listener,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    reloads,
+                )
                 .await
                 .unwrap();
-            }
         });
         Self {
             metrics,
             addr,
+            reload,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Like SIGHUP.
+    pub async fn reload(&self) {
+        self.reload.send(()).await.unwrap();
     }
 
     pub async fn stop(mut self) {

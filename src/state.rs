@@ -1,0 +1,424 @@
+//! What must survive a restart, in `state_dir/state.json`: per instance in an
+//! episode, its start, the codes used, the outstanding code's expiry and
+//! whether it was delivered, and a pause's end. Never a code, never a token.
+//!
+//! Writes are atomic (temp file, fsync, rename, fsync of the directory). A
+//! file that cannot be read or parsed is set aside with a warning and relinkd
+//! starts fresh; a directory that cannot be written is a startup error.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
+use crate::linker::Persisted;
+use crate::linker::policy::Code;
+
+pub const FILE_NAME: &str = "state.json";
+pub const VERSION: u32 = 1;
+
+/// At most one write per this interval: a fleet-wide outage changes many
+/// records at once, and they are written together.
+const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state_dir {dir}: cannot create it: {source}")]
+    Create { dir: PathBuf, source: io::Error },
+    #[error("state_dir {dir}: not writable: {source}")]
+    NotWritable { dir: PathBuf, source: io::Error },
+}
+
+/// One instance's persisted episode. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    Linking {
+        episode_started_ms: u64,
+        codes_used: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code_expires_ms: Option<u64>,
+        /// `None`: delivery was under way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code_delivered: Option<bool>,
+    },
+    Paused {
+        episode_started_ms: u64,
+        codes_used: u32,
+        paused_until_ms: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    version: u32,
+    saved_at_ms: u64,
+    /// Keyed by instance id (as text: JSON keys are strings).
+    instances: BTreeMap<String, Record>,
+}
+
+fn to_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_ms(ms: u64) -> tokio::time::Instant {
+    clock::instant(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+impl From<&Persisted> for Record {
+    fn from(p: &Persisted) -> Self {
+        let ms = |at| to_ms(clock::wall(at));
+        match p {
+            Persisted::Linking {
+                started,
+                codes_used,
+                code,
+            } => Record::Linking {
+                episode_started_ms: ms(*started),
+                codes_used: *codes_used,
+                code_expires_ms: code.map(|c| ms(c.expires_at)),
+                code_delivered: code.and_then(|c| c.delivered),
+            },
+            Persisted::Paused {
+                started,
+                until,
+                codes_used,
+            } => Record::Paused {
+                episode_started_ms: ms(*started),
+                codes_used: *codes_used,
+                paused_until_ms: ms(*until),
+            },
+        }
+    }
+}
+
+impl Record {
+    pub fn to_persisted(&self) -> Persisted {
+        match *self {
+            Record::Linking {
+                episode_started_ms,
+                codes_used,
+                code_expires_ms,
+                code_delivered,
+            } => Persisted::Linking {
+                started: from_ms(episode_started_ms),
+                codes_used,
+                code: code_expires_ms.map(|ms| Code {
+                    expires_at: from_ms(ms),
+                    delivered: code_delivered,
+                }),
+            },
+            Record::Paused {
+                episode_started_ms,
+                codes_used,
+                paused_until_ms,
+            } => Persisted::Paused {
+                started: from_ms(episode_started_ms),
+                until: from_ms(paused_until_ms),
+                codes_used,
+            },
+        }
+    }
+}
+
+/// The state file in its directory.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// Creates the directory if needed and proves it writable.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let probe = dir.join(".relinkd-write-test");
+        File::create(&probe)
+            .and_then(|mut f| f.write_all(b"ok"))
+            .and_then(|()| fs::remove_file(&probe))
+            .map_err(|source| StateError::NotWritable {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// The saved records; empty if there is no file. An unreadable,
+    /// corrupt or unknown-version file is moved aside with a warning.
+    pub fn load(&self) -> BTreeMap<u64, Record> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
+            Err(e) => {
+                self.set_aside(&format!("cannot be read: {e}"));
+                return BTreeMap::new();
+            }
+        };
+        match serde_json::from_str::<StateFile>(&text) {
+            Ok(file) if file.version == VERSION => {
+                let mut records = BTreeMap::new();
+                for (id, record) in file.instances {
+                    match id.parse::<u64>() {
+                        Ok(id) => {
+                            records.insert(id, record);
+                        }
+                        Err(_) => {
+                            tracing::warn!(path = %path.display(), key = %id, "state file: skipping an entry whose key is not an instance id")
+                        }
+                    }
+                }
+                records
+            }
+            Ok(file) => {
+                self.set_aside(&format!(
+                    "has version {} (this relinkd reads version {VERSION})",
+                    file.version
+                ));
+                BTreeMap::new()
+            }
+            Err(e) => {
+                self.set_aside(&format!("is corrupt: {e}"));
+                BTreeMap::new()
+            }
+        }
+    }
+
+    fn set_aside(&self, problem: &str) {
+        let path = self.path();
+        let aside = self.dir.join(format!(
+            "{FILE_NAME}.corrupt-{}",
+            clock::unix_seconds(SystemTime::now())
+        ));
+        match fs::rename(&path, &aside) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                moved_to = %aside.display(),
+                "state file {problem}; set aside, starting with fresh state"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "state file {problem}, and could not be set aside; starting with fresh state"
+            ),
+        }
+    }
+
+    /// Writes all records atomically.
+    pub fn save(&self, records: &BTreeMap<u64, Record>) -> io::Result<()> {
+        let file = StateFile {
+            version: VERSION,
+            saved_at_ms: to_ms(SystemTime::now()),
+            instances: records
+                .iter()
+                .map(|(id, r)| (id.to_string(), r.clone()))
+                .collect(),
+        };
+        let body = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.path())?;
+        // The rename itself is durable once the directory is synced.
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// The records of the running fleet, shared by the supervisors (who publish
+/// a record only when it changes) and the writer task.
+#[derive(Clone, Default)]
+pub struct StateBoard {
+    records: Arc<Mutex<BTreeMap<u64, Record>>>,
+    changed: Arc<Notify>,
+}
+
+impl StateBoard {
+    pub fn new(records: BTreeMap<u64, Record>) -> Self {
+        Self {
+            records: Arc::new(Mutex::new(records)),
+            changed: Arc::default(),
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<Record> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Sets (or with `None` clears) an instance's record.
+    pub fn set(&self, id: u64, record: Option<Record>) {
+        let mut records = self.lock();
+        let changed = match record {
+            Some(record) => records.insert(id, record.clone()).as_ref() != Some(&record),
+            None => records.remove(&id).is_some(),
+        };
+        drop(records);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Keeps only the records of `ids` (instances removed from the config
+    /// lose theirs).
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        let mut records = self.lock();
+        let before = records.len();
+        records.retain(|id, _| keep(*id));
+        let changed = records.len() != before;
+        drop(records);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<u64, Record> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the board whenever it changes (at most once a second) until
+    /// `stop`, then once more. Errors are logged; the next change retries.
+    pub async fn write_until(self, store: StateStore, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.changed.notified() => {}
+                () = stop.cancelled() => break,
+            }
+            self.write(&store);
+            tokio::select! {
+                () = tokio::time::sleep(MIN_WRITE_INTERVAL) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        self.write(&store);
+    }
+
+    /// One synchronous write: the file is small (only instances in an
+    /// episode) and writes are rare, so this does not need a blocking pool.
+    pub fn write(&self, store: &StateStore) {
+        if let Err(error) = store.save(&self.snapshot()) {
+            tracing::warn!(path = %store.path().display(), %error, "cannot write the state file; will retry on the next change");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> BTreeMap<u64, Record> {
+        BTreeMap::from([
+            (
+                110100000001,
+                Record::Linking {
+                    episode_started_ms: 1_795_946_000_000,
+                    codes_used: 2,
+                    code_expires_ms: Some(1_795_946_550_000),
+                    code_delivered: Some(true),
+                },
+            ),
+            (
+                1101000002,
+                Record::Paused {
+                    episode_started_ms: 1_795_940_000_000,
+                    codes_used: 4,
+                    paused_until_ms: 1_795_950_000_000,
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn records_survive_a_save_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert!(store.load().is_empty());
+        store.save(&records()).unwrap();
+        assert_eq!(store.load(), records());
+        assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_set_aside_and_state_starts_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(store.path(), "{\"version\":1,\"instan").unwrap();
+        assert!(store.load().is_empty());
+        assert!(!store.path().exists());
+        let aside: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("state.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+    }
+
+    #[test]
+    fn a_file_of_another_version_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(
+            store.path(),
+            r#"{"version":99,"saved_at_ms":0,"instances":{}}"#,
+        )
+        .unwrap();
+        assert!(store.load().is_empty());
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, "x").unwrap();
+        let err = StateStore::open(&file.join("state")).unwrap_err();
+        assert!(err.to_string().contains("state_dir"), "{err}");
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn persisted_episodes_round_trip_through_records() {
+        let now = tokio::time::Instant::now();
+        let p = Persisted::Linking {
+            started: now,
+            codes_used: 3,
+            code: Some(Code {
+                expires_at: now + Duration::from_secs(150),
+                delivered: Some(true),
+            }),
+        };
+        let back = Record::from(&p).to_persisted();
+        let Persisted::Linking {
+            code: Some(c),
+            codes_used: 3,
+            ..
+        } = back
+        else {
+            panic!("{back:?}")
+        };
+        let diff = (c.expires_at - now).as_millis().abs_diff(150_000);
+        assert!(diff <= 2, "{diff}");
+    }
+}
