@@ -541,7 +541,7 @@ fn unknown_key_in_daemon_is_rejected() {
     assert_has(
         &e,
         &[
-            "relinkd.toml: line 2, column 1: unknown field `listne`",
+            "relinkd.toml: line 2, column 1: daemon.listne: unknown field `listne`",
             "`listen`",
         ],
     );
@@ -568,7 +568,10 @@ fn unknown_key_in_channel_is_rejected() {
         "type = \"console\"",
         "type = \"console\"\ncolour = \"red\"",
     ));
-    assert_has(&e, &["line 5, column 1: unknown field `colour`"]);
+    assert_has(
+        &e,
+        &["line 5, column 1: channel[0].colour: unknown field `colour`"],
+    );
 }
 
 #[test]

@@ -155,19 +155,68 @@ impl<'de> Deserialize<'de> for RawSecret {
 }
 
 /// Parses the TOML text. The error is toml's message prefixed with
-/// `line L, column C:`; toml's source snippet is deliberately dropped because
-/// the offending line may hold an inline secret.
+/// `line L, column C:` and, where it can be told, the key path (e.g.
+/// `instance[1].phone:`); toml's source snippet is deliberately dropped
+/// because the offending line may hold an inline secret.
 pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
     toml::from_str::<RawConfig>(text).map_err(|e| {
         let message = e.message().trim_end();
         match e.span() {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);
-                format!("line {line}, column {column}: {message}")
+                match key_at(text, span.start) {
+                    Some(key) => format!("line {line}, column {column}: {key}: {message}"),
+                    None => format!("line {line}, column {column}: {message}"),
+                }
             }
             None => message.to_owned(),
         }
     })
+}
+
+/// The key path of the line holding byte offset `at`, in the style of the
+/// validation messages (`daemon.listen`, `instance[1].phone`): the last table
+/// header before it, with `[[array]]` headers counted, and the line's key.
+/// `None` when the line is not a plain `key = value` (a header, say).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let end = offset + line.len();
+        let trimmed = line.trim();
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|rest| rest.split("]]").next())
+        {
+            let name = name.trim().to_owned();
+            let index = counts.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{index}]");
+            *index += 1;
+        } else if let Some(name) = trimmed
+            .strip_prefix('[')
+            .and_then(|rest| rest.split(']').next())
+        {
+            table = name.trim().to_owned();
+        }
+        if at < end || end == text.len() {
+            let key = trimmed.split('=').next()?.trim();
+            let plain = !key.is_empty()
+                && trimmed.contains('=')
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            return plain.then(|| {
+                if table.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{table}.{key}")
+                }
+            });
+        }
+        offset = end;
+    }
+    None
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
@@ -181,4 +230,24 @@ fn line_column(text: &str, at: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::key_at;
+
+    #[test]
+    fn keys_are_named_by_table_and_position() {
+        let text =
+            "[daemon]\nlisten = 7\n[[instance]]\nid = 1\n[[instance]]\nid = 2\nphone = \"x\"\n";
+        assert_eq!(
+            key_at(text, text.find("7").unwrap()).as_deref(),
+            Some("daemon.listen")
+        );
+        assert_eq!(
+            key_at(text, text.find("\"x\"").unwrap()).as_deref(),
+            Some("instance[1].phone")
+        );
+        assert_eq!(key_at(text, 1), None);
+    }
 }

@@ -164,3 +164,18 @@ impl InstanceView {
 pub fn progress_slack(request_timeout: Duration) -> Duration {
     request_timeout.saturating_mul(2) + Duration::from_secs(60)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_supervisor_past_its_promise_is_overdue() {
+        let view = InstanceView::new(1, "line");
+        let now = Instant::now();
+        assert!(!view.is_overdue(now), "no promise yet");
+        view.expect_progress_by(now + Duration::from_secs(10));
+        assert!(!view.is_overdue(now + Duration::from_secs(10)));
+        assert!(view.is_overdue(now + Duration::from_secs(11)));
+    }
+}

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 pub const TOKEN: &str = "tok-5f2d9c31e4b7a8";
 pub const FIRST_ID: u64 = 1101000001;
+pub const ADMIN_TOKEN: &str = "adm-9c1e77f0d2";
 /// Standard Webhooks secret used by test channels (its bytes: "relinkd-test-secret-key!").
 pub const WHSEC: &str = "whsec_cmVsaW5rZC10ZXN0LXNlY3JldC1rZXkh";
 
@@ -165,6 +166,7 @@ pub fn test_env(dir: &std::path::Path) -> MapEnv {
     MapEnv(HashMap::from([
         ("GREENAPI_TOKEN".into(), TOKEN.into()),
         ("HOOK_SECRET".into(), WHSEC.into()),
+        ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         (
             "STATE_DIRECTORY".into(),
             dir.join("state").display().to_string(),
@@ -185,12 +187,18 @@ pub fn rewrite_config(dir: &tempfile::TempDir, toml: &str) {
 /// A config with one webhook channel to `hook` and one instance per sim
 /// instance; `defaults` is pasted into `[defaults]`.
 pub fn fleet_toml(sim: SocketAddr, hook: SocketAddr, count: usize, defaults: &str) -> String {
+    fleet_toml_of(sim, hook, &(0..count).collect::<Vec<_>>(), defaults)
+}
+
+/// Like `fleet_toml`, with the sim instances at positions `which`
+/// (instance `i` has id FIRST_ID + i and name `line-i`).
+pub fn fleet_toml_of(sim: SocketAddr, hook: SocketAddr, which: &[usize], defaults: &str) -> String {
     let mut toml = format!(
-        "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[defaults]\n{defaults}\n\n\
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nadmin_token_env = \"ADMIN_TOKEN\"\n\n[defaults]\n{defaults}\n\n\
          [[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook}/hook\"\n\
          secret_env = \"HOOK_SECRET\"\ntimeout = \"5s\"\n"
     );
-    for i in 0..count {
+    for &i in which {
         toml.push_str(&format!(
             "\n[[instance]]\nid = {id}\nname = \"line-{i}\"\napi_url = \"http://{sim}\"\n\
              api_token_env = \"GREENAPI_TOKEN\"\nphone = {phone}\nchannels = [\"hook\"]\n",
@@ -256,6 +264,50 @@ impl Daemon {
             let _ = stop.send(());
         }
         (&mut self.task).await.unwrap();
+    }
+
+    /// GET an admin API path with a bearer token (or none).
+    pub async fn api_get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value, String) {
+        let mut request = reqwest::Client::new().get(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_default(),
+            text,
+        )
+    }
+
+    /// POST an admin API path with a bearer token (or none).
+    pub async fn api_post(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().post(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// The status of one instance from the admin API.
+    pub async fn instance_status(&self, id: u64) -> serde_json::Value {
+        let (status, body, _) = self.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
+        assert_eq!(status, 200, "{body}");
+        body["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
     }
 
     pub async fn scrape(&self) -> String {

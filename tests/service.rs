@@ -1,0 +1,288 @@
+//! Running as a service: reloads that keep episodes, persisted state across
+//! restarts, the admin API. In-process, on the paused clock.
+
+mod common;
+
+use common::*;
+
+const DEFAULTS: &str = "poll_interval = \"60s\"\nlinking_poll_interval = \"5s\"\n\
+                        code_ttl = \"150s\"\ncodes_per_episode = 3\ncooldown = \"1h\"";
+
+/// Instance 1 pauses after one code (codes_per_episode = 1 override).
+fn with_quick_pause(toml: String) -> String {
+    let marker = format!("id = {}\n", FIRST_ID + 1);
+    toml.replace(&marker, &format!("{marker}codes_per_episode = 1\n"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_adds_and_removes_instances_and_keeps_untouched_episodes() {
+    let (sim, sim_addr) = start_sim(
+        secs(150),
+        &["notAuthorized", "notAuthorized", "authorized", "authorized"],
+    )
+    .await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let before = with_quick_pause(fleet_toml_of(sim_addr, hook_addr, &[0, 1, 2], DEFAULTS));
+    let (config, dir) = load_config(&before);
+    let daemon = Daemon::start(config).await;
+
+    // Instance 0 has a code out; instance 1 spent its budget and is paused.
+    wait(secs(160)).await;
+    assert_eq!(sim.codes_issued(FIRST_ID), 2);
+    assert_eq!(
+        daemon.instance_status(FIRST_ID + 1).await["phase"],
+        "paused"
+    );
+    let code_before = sim.current_code(FIRST_ID).unwrap();
+
+    // Drop instance 2, add instance 3, and change a setting of instance 0.
+    let after = with_quick_pause(fleet_toml_of(sim_addr, hook_addr, &[0, 1, 3], DEFAULTS)).replace(
+        &format!("id = {FIRST_ID}\n"),
+        &format!("id = {FIRST_ID}\npoll_interval = \"30s\"\n"),
+    );
+    rewrite_config(&dir, &after);
+    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["added"], 1);
+    assert_eq!(body["removed"], 1);
+    assert_eq!(body["updated"], 1);
+    assert_eq!(body["unchanged"], 1);
+
+    let removed_calls = sim.calls(FIRST_ID + 2).len();
+    wait(secs(60)).await;
+    // The outstanding code is kept: no new one while it is valid.
+    assert_eq!(sim.codes_issued(FIRST_ID), 2);
+    assert_eq!(sim.current_code(FIRST_ID).unwrap(), code_before);
+    // The pause is kept.
+    let paused = daemon.instance_status(FIRST_ID + 1).await;
+    assert_eq!(paused["phase"], "paused");
+    assert_eq!(sim.codes_issued(FIRST_ID + 1), 1);
+    // The removed instance is no longer polled; the added one is.
+    assert_eq!(sim.calls(FIRST_ID + 2).len(), removed_calls);
+    assert!(!sim.calls(FIRST_ID + 3).is_empty());
+    assert_eq!(
+        daemon.instance_status(FIRST_ID + 2).await,
+        serde_json::Value::Null
+    );
+    let metrics = daemon.scrape().await;
+    assert!(!metrics.contains(&format!("wa_instance=\"{}\"", FIRST_ID + 2)));
+    assert!(metrics.contains("relinkd_config_last_reload_successful 1"));
+    assert!(hook.events("paused").len() == 1);
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_reload_keeps_the_running_config_and_says_why() {
+    let (sim, sim_addr) = start_sim(secs(150), &["authorized", "authorized"]).await;
+    let (_hook, hook_addr) = Receiver::start().await;
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, DEFAULTS));
+    let daemon = Daemon::start(config).await;
+    wait(secs(5)).await;
+
+    rewrite_config(
+        &dir,
+        &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS).replace("phone = ", "phone = -"),
+    );
+    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["reloaded"], false);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("instance[0].phone"),
+        "{body}"
+    );
+    // SIGHUP takes the same path.
+    daemon.reload().await;
+    wait(secs(1)).await;
+    assert!(
+        daemon
+            .scrape()
+            .await
+            .contains("relinkd_config_last_reload_successful 0")
+    );
+    // Both instances are still watched.
+    let calls = sim.calls(FIRST_ID + 1).len();
+    wait(secs(130)).await;
+    assert!(sim.calls(FIRST_ID + 1).len() >= calls + 2);
+
+    // A good config afterwards is taken again.
+    rewrite_config(&dir, &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
+    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], 1);
+    assert!(
+        daemon
+            .scrape()
+            .await
+            .contains("relinkd_config_last_reload_successful 1")
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_in_the_middle_of_a_code_keeps_the_budget_and_requests_nothing_until_expiry() {
+    let (sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
+    let daemon = Daemon::start(config).await;
+    wait(secs(10)).await;
+    assert_eq!(hook.codes().len(), 1);
+    let first_request = sim
+        .calls(FIRST_ID)
+        .into_iter()
+        .find(|c| c.method == "getAuthorizationCode")
+        .unwrap()
+        .at;
+    daemon.stop().await;
+
+    let state = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
+    assert!(state.contains("\"codes_used\": 1"), "{state}");
+    assert!(state.contains("\"code_delivered\": true"), "{state}");
+    assert!(
+        !state.contains(&hook.codes()[0]),
+        "the code is never persisted"
+    );
+    assert!(!state.contains(TOKEN));
+
+    let daemon = Daemon::start(reload_config(&dir).unwrap()).await;
+    wait(secs(120)).await;
+    assert_eq!(
+        sim.codes_issued(FIRST_ID),
+        1,
+        "no new code while the old one is valid"
+    );
+    let status = daemon.instance_status(FIRST_ID).await;
+    assert_eq!(status["phase"], "linking");
+    assert_eq!(status["codes_used"], 1);
+    assert!(status["code_expires_at"].is_string());
+
+    wait(secs(40)).await;
+    let requests: Vec<_> = sim
+        .calls(FIRST_ID)
+        .into_iter()
+        .filter(|c| c.method == "getAuthorizationCode")
+        .collect();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].at - first_request >= secs(150));
+    assert_eq!(daemon.instance_status(FIRST_ID).await["codes_used"], 2);
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_keeps_a_pause() {
+    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"";
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, defaults));
+    let daemon = Daemon::start(config).await;
+    wait(secs(60)).await;
+    assert_eq!(hook.events("paused").len(), 1);
+    daemon.stop().await;
+
+    let daemon = Daemon::start(reload_config(&dir).unwrap()).await;
+    wait(secs(30 * 60)).await;
+    assert_eq!(
+        sim.codes_issued(FIRST_ID),
+        1,
+        "still paused after the restart"
+    );
+    assert_eq!(daemon.instance_status(FIRST_ID).await["phase"], "paused");
+    assert_eq!(hook.events("paused").len(), 1, "no second notice");
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_corrupt_state_file_is_set_aside_and_the_daemon_starts_fresh() {
+    let (sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(state_dir.join("state.json"), "{\"version\": 1, \"inst").unwrap();
+    let daemon = Daemon::start(config).await;
+    wait(secs(10)).await;
+    assert_eq!(sim.codes_issued(FIRST_ID), 1);
+    assert_eq!(hook.codes().len(), 1);
+    let names: Vec<String> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("state.json.corrupt-")),
+        "{names:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_admin_api_refuses_a_wrong_token_and_never_shows_secrets() {
+    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized", "authorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"";
+    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, defaults));
+    let daemon = Daemon::start(config).await;
+    wait(secs(5)).await;
+    let code = hook.codes().pop().unwrap();
+
+    for token in [None, Some("wrong"), Some("")] {
+        let (status, _, _) = daemon.api_get("/api/v1/instances", token).await;
+        assert_eq!(status, 401, "{token:?}");
+    }
+    let (status, body, text) = daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["instances"].as_array().unwrap().len(), 2);
+    assert_eq!(body["instances"][0]["name"], "line-0");
+    assert_eq!(body["instances"][0]["state"], "notAuthorized");
+    assert!(!text.contains(&code), "the status API shows a code");
+    assert!(!text.contains(TOKEN), "the status API shows a token");
+    assert!(!text.contains(ADMIN_TOKEN));
+
+    // Pause, then relink: a wrong token does nothing; the right one ends the pause.
+    wait(secs(60)).await;
+    assert_eq!(daemon.instance_status(FIRST_ID).await["phase"], "paused");
+    let (status, _) = daemon
+        .api_post(
+            &format!("/api/v1/instances/{FIRST_ID}/relink"),
+            Some("wrong"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = daemon.api_post("/-/reload", None).await;
+    assert_eq!(status, 401);
+    wait(secs(10)).await;
+    assert_eq!(sim.codes_issued(FIRST_ID), 1);
+    let (status, _) = daemon
+        .api_post(
+            &format!("/api/v1/instances/{FIRST_ID}/relink"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = daemon
+        .api_post("/api/v1/instances/999/relink", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, 404);
+    wait(secs(5)).await;
+    assert_eq!(sim.codes_issued(FIRST_ID), 2, "relink ended the pause");
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_an_admin_token_the_admin_api_is_disabled() {
+    let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+    let (_hook, hook_addr) = Receiver::start().await;
+    let toml = fleet_toml(sim_addr, hook_addr, 1, DEFAULTS)
+        .replace("admin_token_env = \"ADMIN_TOKEN\"\n", "");
+    let (config, _dir) = load_config(&toml);
+    let daemon = Daemon::start(config).await;
+    let (status, _, _) = daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 403);
+    let (status, _) = daemon.api_post("/-/reload", Some("")).await;
+    assert_eq!(status, 403);
+    // Metrics and health stay open.
+    let (status, _, _) = daemon.api_get("/-/ready", None).await;
+    assert_eq!(status, 200);
+    daemon.stop().await;
+}
