@@ -78,20 +78,20 @@ pub async fn run(
     ));
 
     let admin_addr = start_simulated_admin(sim.clone(), args.admin_delay).await?;
-    let dir = DemoDir::create()?;
-    let config_path = dir.write_config(sim_addr, admin_addr)?;
-    let config = crate::config::load(&config_path)?;
-
     let listener = match TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(_) => TcpListener::bind("127.0.0.1:0").await?,
     };
     let listen = listener.local_addr()?;
+    let dir = DemoDir::create()?;
+    let config_path = dir.write_config(sim_addr, admin_addr, listen)?;
+    let config = crate::config::load(&config_path)?;
     println!(
         "\nrelinkd demo\n\
          - simulated GREEN-API: http://{sim_addr} (instances: http://{sim_addr}/sim/instances)\n\
          - config used:         {}\n\
          - metrics:             http://{listen}/metrics\n\
+         - fleet status:        relinkd status --config {config}\n\
          - sales-line is unlinked: watch its code arrive below; a simulated admin enters it \
            after {}.\n\
          - promo-line is restricted (yellowCard): one alert, no codes.\n\
@@ -100,6 +100,7 @@ pub async fn run(
         config_path.display(),
         humantime::format_duration(args.admin_delay),
         humantime::format_duration(args.drop_after),
+        config = config_path.display(),
     );
 
     let drop_after = args.drop_after;
@@ -184,8 +185,15 @@ impl DemoDir {
         Ok(path)
     }
 
-    fn write_config(&self, sim: SocketAddr, admin: SocketAddr) -> std::io::Result<PathBuf> {
+    fn write_config(
+        &self,
+        sim: SocketAddr,
+        admin: SocketAddr,
+        listen: SocketAddr,
+    ) -> std::io::Result<PathBuf> {
         let token = self.secret_file("greenapi-token", TOKEN)?;
+        let admin_token =
+            self.secret_file("admin-token", &format!("{:032x}", rand::random::<u128>()))?;
         let secret = format!(
             "whsec_{}",
             base64::engine::general_purpose::STANDARD.encode(HOOK_KEY)
@@ -193,13 +201,14 @@ impl DemoDir {
         let secret = self.secret_file("admin-hook.whsec", &secret)?;
         let mut toml = format!(
             "# Written by `relinkd demo`.\n\
-             [daemon]\nstate_dir = {state:?}\n\n\
+             [daemon]\nlisten = \"{listen}\"\nstate_dir = {state:?}\nadmin_token_file = {admin_token:?}\n\n\
              [defaults]\npoll_interval = \"10s\"\nlinking_poll_interval = \"2s\"\n\
              code_ttl = \"60s\"\ncodes_per_episode = 4\ncooldown = \"5m\"\nrequest_timeout = \"10s\"\n\n\
              [[channel]]\nname = \"console\"\ntype = \"console\"\n\n\
              [[channel]]\nname = \"admin\"\ntype = \"webhook\"\nurl = \"http://{admin}/hook\"\n\
              secret_file = {secret:?}\n",
             state = path_str(&self.0.join("state")),
+            admin_token = path_str(&admin_token),
             secret = path_str(&secret),
         );
         for (i, (id, name, _)) in INSTANCES.iter().enumerate() {

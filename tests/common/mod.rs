@@ -223,6 +223,12 @@ impl Daemon {
     /// the test environment.
     pub async fn start(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(config, listener).await
+    }
+
+    /// Like `start`, on a listener the test bound (to put its address in
+    /// the config first).
+    pub async fn start_on(config: Config, listener: TcpListener) -> Self {
         let addr = listener.local_addr().unwrap();
         let metrics = Metrics::new();
         let (stop, stopped) = oneshot::channel::<()>();
