@@ -42,26 +42,28 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("relinkd".into()), None)
-            .expect("the fixed prefix is a valid metric name");
+        let registry = Registry::new();
 
         let build_info = IntGauge::with_opts(
-            Opts::new("build_info", "relinkd's version and revision; always 1.")
-                .const_label("version", env!("CARGO_PKG_VERSION"))
-                .const_label("revision", env!("RELINKD_REVISION")),
+            Opts::new(
+                "relinkd_build_info",
+                "relinkd's version and revision; always 1.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            .const_label("revision", env!("RELINKD_REVISION")),
         )
         .expect("valid metric");
         build_info.set(1);
         register(&registry, build_info);
 
         let config_last_reload_successful = IntGauge::new(
-            "config_last_reload_successful",
+            "relinkd_config_last_reload_successful",
             "1 if the last load or reload of the config succeeded, else 0.",
         )
         .expect("valid metric");
         register(&registry, config_last_reload_successful.clone());
         let config_last_reload_success_timestamp_seconds = Gauge::new(
-            "config_last_reload_success_timestamp_seconds",
+            "relinkd_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful load or reload of the config.",
         )
         .expect("valid metric");
@@ -72,7 +74,7 @@ impl Metrics {
 
         #[cfg(target_os = "linux")]
         {
-            // Unprefixed process_* metrics, as every Prometheus client exports them.
+            // process_* metrics, named as every Prometheus client names them.
             let process = prometheus::process_collector::ProcessCollector::for_self();
             let _ = prometheus::Registry::register(&registry, Box::new(process));
         }
@@ -160,7 +162,7 @@ impl ApiMetrics {
     fn new(registry: &Registry) -> Self {
         let requests = IntCounterVec::new(
             Opts::new(
-                "api_requests_total",
+                "relinkd_api_requests_total",
                 "Requests to GREEN-API by method and outcome (success or the kind of error).",
             ),
             &["method", "outcome"],
@@ -168,7 +170,7 @@ impl ApiMetrics {
         .expect("valid metric");
         let durations = HistogramVec::new(
             HistogramOpts::new(
-                "api_request_duration_seconds",
+                "relinkd_api_request_duration_seconds",
                 "Time from sending a request to GREEN-API to its answer or error.",
             )
             .buckets(API_BUCKETS.to_vec()),
@@ -220,7 +222,7 @@ impl DeliveryMetrics {
     fn new(registry: &Registry) -> Self {
         let deliveries = IntCounterVec::new(
             Opts::new(
-                "deliveries_total",
+                "relinkd_deliveries_total",
                 "Notifications (a whole retry loop each) per channel: outcome success or \
                  failure, and the reason of a failure (none on success).",
             ),
@@ -229,7 +231,7 @@ impl DeliveryMetrics {
         .expect("valid metric");
         let durations = HistogramVec::new(
             HistogramOpts::new(
-                "delivery_duration_seconds",
+                "relinkd_delivery_duration_seconds",
                 "Time from the start of a notification to its success or final failure.",
             )
             .buckets(DELIVERY_BUCKETS.to_vec()),
@@ -524,6 +526,14 @@ mod tests {
             "relinkd_instance_state{state=\"notAuthorized\",wa_instance=\"1101000001\"} 1"
         ));
         assert_eq!(text.matches("wa_instance=\"1101000001\"} 1").count(), 2); // info + state
+    }
+
+    #[test]
+    fn process_metrics_have_their_usual_names() {
+        let text = Metrics::new().render();
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(text.contains("\nprocess_start_time_seconds "));
+        assert!(text.contains("relinkd_build_info{revision="));
     }
 
     #[test]
