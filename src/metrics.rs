@@ -29,6 +29,7 @@ pub struct Metrics {
     registry: Registry,
     pub api: ApiMetrics,
     pub deliveries: DeliveryMetrics,
+    pub codes: CodeMetrics,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
     instances: Arc<RwLock<BTreeMap<u64, Arc<InstanceMetrics>>>>,
@@ -81,10 +82,12 @@ impl Metrics {
 
         let api = ApiMetrics::new(&registry);
         let deliveries = DeliveryMetrics::new(&registry);
+        let codes = CodeMetrics::new(&registry);
         Self {
             registry,
             api,
             deliveries,
+            codes,
             config_last_reload_successful,
             config_last_reload_success_timestamp_seconds,
             instances: Arc::default(),
@@ -290,6 +293,68 @@ impl DeliveryMetrics {
     }
 }
 
+const LATENCY_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+
+/// Fleet-wide code outcomes: `relinkd_codes_delivered_total{outcome}` and
+/// `relinkd_code_delivery_latency_seconds`.
+#[derive(Clone)]
+pub struct CodeMetrics {
+    delivered: IntCounter,
+    undelivered: IntCounter,
+    latency: Histogram,
+}
+
+impl CodeMetrics {
+    fn new(registry: &Registry) -> Self {
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "relinkd_codes_delivered_total",
+                "Codes received from the vendor, by whether at least one channel delivered \
+                 them before expiry (delivered) or none did (undelivered).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "relinkd_code_delivery_latency_seconds",
+                "Time from the first notAuthorized of an episode to its first delivered code.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let delivered = outcomes.with_label_values(&["delivered"]);
+        let undelivered = outcomes.with_label_values(&["undelivered"]);
+        register(registry, outcomes);
+        register(registry, latency.clone());
+        Self {
+            delivered,
+            undelivered,
+            latency,
+        }
+    }
+
+    pub fn code_delivered(&self, delivered: bool) {
+        if delivered {
+            self.delivered.inc();
+        } else {
+            self.undelivered.inc();
+        }
+    }
+
+    pub fn first_code_delivered_after(&self, since_unlinked: Duration) {
+        self.latency.observe(since_unlinked.as_secs_f64());
+    }
+
+    pub fn delivered(&self, delivered: bool) -> u64 {
+        if delivered {
+            self.delivered.get()
+        } else {
+            self.undelivered.get()
+        }
+    }
+}
+
 /// Outcomes of `relinkd_state_polls_total`.
 pub const POLL_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -324,6 +389,9 @@ pub struct InstanceMetrics {
     code_expiry_unix: AtomicU64,
     relinks: AtomicU64,
     episodes_paused: AtomicU64,
+    paused: AtomicU64,
+    unlinked_since_unix: AtomicU64,
+    last_successful_poll_unix: AtomicU64,
 }
 
 impl InstanceMetrics {
@@ -336,6 +404,9 @@ impl InstanceMetrics {
             code_expiry_unix: AtomicU64::new(0),
             relinks: AtomicU64::new(0),
             episodes_paused: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
+            unlinked_since_unix: AtomicU64::new(0),
+            last_successful_poll_unix: AtomicU64::new(0),
         }
     }
 
@@ -349,6 +420,22 @@ impl InstanceMetrics {
 
     pub fn poll(&self, success: bool) {
         self.polls[usize::from(!success)].fetch_add(1, Ordering::Relaxed);
+        if success {
+            self.last_successful_poll_unix.store(
+                crate::clock::unix_seconds(crate::clock::now()),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// The episode as metrics see it: since when unlinked (`None`: no
+    /// episode) and whether codes are paused.
+    pub fn set_episode(&self, unlinked_since: Option<SystemTime>, paused: bool) {
+        self.unlinked_since_unix.store(
+            unlinked_since.map_or(0, crate::clock::unix_seconds),
+            Ordering::Relaxed,
+        );
+        self.paused.store(u64::from(paused), Ordering::Relaxed);
     }
 
     pub fn code_requested(&self, outcome: CodeOutcome) {
@@ -476,6 +563,30 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         "counter",
         "Times the code budget was spent and the episode paused for the cooldown.",
         |m| m.episodes_paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_instance_paused",
+        "gauge",
+        "1 while the instance's code budget is spent and codes are paused, else 0.",
+        |m| m.paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_instance_unlinked_since_timestamp_seconds",
+        "gauge",
+        "Unix time the current episode started (notAuthorized first seen); 0 when not in an episode.",
+        |m| m.unlinked_since_unix.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_last_successful_poll_timestamp_seconds",
+        "gauge",
+        "Unix time of the instance's last successful state poll; 0 before the first.",
+        |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
     );
 }
 

@@ -83,6 +83,9 @@ async fn the_budget_pauses_the_episode_with_exactly_one_notice() {
     assert!(metrics.contains(&format!(
         "relinkd_episodes_paused_total{{wa_instance=\"{FIRST_ID}\"}} 1"
     )));
+    assert!(metrics.contains(&format!(
+        "relinkd_instance_paused{{wa_instance=\"{FIRST_ID}\"}} 1"
+    )));
 
     // After the cooldown, a fresh budget.
     wait(secs(35 * 60)).await;
@@ -99,12 +102,24 @@ async fn entering_a_code_ends_the_episode_with_one_linked_notice_and_no_further_
 
     wait(secs(10)).await;
     let code = hook.codes().pop().expect("a code was delivered");
+    let metrics = daemon.scrape().await;
+    assert!(metrics.contains("relinkd_codes_delivered_total{outcome=\"delivered\"} 1"));
+    assert!(metrics.contains("relinkd_code_delivery_latency_seconds_count 1"));
+    assert!(!metrics.contains(&format!(
+        "relinkd_instance_unlinked_since_timestamp_seconds{{wa_instance=\"{FIRST_ID}\"}} 0"
+    )));
+    assert!(!metrics.contains(&format!(
+        "relinkd_last_successful_poll_timestamp_seconds{{wa_instance=\"{FIRST_ID}\"}} 0"
+    )));
     sim.enter_code(FIRST_ID, &code).unwrap();
     wait(secs(60)).await;
     assert_eq!(hook.events("linked").len(), 1);
     let metrics = daemon.scrape().await;
     assert!(metrics.contains(&format!(
         "relinkd_relinks_total{{wa_instance=\"{FIRST_ID}\"}} 1"
+    )));
+    assert!(metrics.contains(&format!(
+        "relinkd_instance_unlinked_since_timestamp_seconds{{wa_instance=\"{FIRST_ID}\"}} 0"
     )));
     assert!(metrics.contains(&format!(
         "relinkd_instance_state{{state=\"authorized\",wa_instance=\"{FIRST_ID}\"}} 1"

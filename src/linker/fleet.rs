@@ -193,6 +193,7 @@ impl Fleet {
             view: view.clone(),
             board: self.board.clone(),
             deliveries: self.deliveries.clone(),
+            codes: self.metrics.codes.clone(),
         };
         let supervisor = Supervisor::new(
             spec(&config, api.clone()),

@@ -11,13 +11,13 @@ use tokio::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
 
-use super::policy::{Action, Input, Notice, Policy};
+use super::policy::{Action, Input, Notice, Phase, Policy};
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{Dispatcher, InstanceRef, Notification};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
-use crate::metrics::{CodeOutcome, InstanceMetrics};
+use crate::metrics::{CodeMetrics, CodeOutcome, InstanceMetrics};
 use crate::state::{Record, StateBoard};
 
 /// How long a notice (linked, paused, alert) may keep retrying.
@@ -53,6 +53,7 @@ pub struct Shared {
     pub board: StateBoard,
     /// Deliveries, so shutdown can let them finish.
     pub deliveries: TaskTracker,
+    pub codes: CodeMetrics,
 }
 
 pub struct Supervisor {
@@ -63,6 +64,8 @@ pub struct Supervisor {
     shared: Shared,
     published: Option<Record>,
     last_error: Option<String>,
+    /// Whether this episode's first delivered code was measured.
+    episode_measured: bool,
     /// The code just received, held only until it is handed to delivery.
     code: Option<SecretString>,
     code_delivery: Option<AbortHandle>,
@@ -88,6 +91,7 @@ impl Supervisor {
             shared,
             published,
             last_error: None,
+            episode_measured: false,
             code: None,
             code_delivery: None,
             delivered_tx,
@@ -121,7 +125,10 @@ impl Supervisor {
                         continue;
                     }
                 },
-                Some(delivered) = self.delivered_rx.recv() => Input::CodeDelivered { delivered },
+                Some(delivered) = self.delivered_rx.recv() => {
+                    self.measure_delivery(delivered);
+                    Input::CodeDelivered { delivered }
+                }
                 () = tokio::time::sleep_until(next) => Input::Due,
             };
             self.step(input).await;
@@ -132,8 +139,35 @@ impl Supervisor {
         }
     }
 
+    fn measure_delivery(&mut self, delivered: bool) {
+        self.shared.codes.code_delivered(delivered);
+        if let (true, false, Some(started)) =
+            (delivered, self.episode_measured, self.episode_started())
+        {
+            self.shared
+                .codes
+                .first_code_delivered_after(Instant::now().saturating_duration_since(started));
+            self.episode_measured = true;
+        }
+    }
+
+    fn episode_started(&self) -> Option<Instant> {
+        match self.policy.phase() {
+            Phase::Linking { started, .. } | Phase::Paused { started, .. } => Some(*started),
+            Phase::Watching | Phase::Alerted(_) => None,
+        }
+    }
+
     /// Shows the new status and persists the episode if it changed.
     fn publish(&mut self) {
+        let started = self.episode_started();
+        if started.is_none() {
+            self.episode_measured = false;
+        }
+        self.metrics.set_episode(
+            started.map(clock::wall),
+            matches!(self.policy.phase(), Phase::Paused { .. }),
+        );
         self.shared.view.update(
             &self.spec.instance.name,
             &self.policy,
