@@ -183,7 +183,33 @@ pub struct ChannelConfig {
     pub name: String,
     /// Per-attempt timeout (key `timeout`, default 10s).
     pub attempt_timeout: Duration,
+    /// Key `rate_limit_per_minute` (1..=100000); `None`: the type's default.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Key `[channel.templates]`: message templates overriding the defaults.
+    pub templates: TemplateOverrides,
     pub kind: ChannelKind,
+}
+
+/// `[channel.templates]`: minijinja templates (validated at load), one per
+/// event; `subject` only for email channels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateOverrides {
+    pub code: Option<String>,
+    pub linked: Option<String>,
+    pub paused: Option<String>,
+    pub alert: Option<String>,
+    pub resumed: Option<String>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// Plain SMTP (port 25 by default).
+    None,
+    /// STARTTLS, required (port 587 by default).
+    StartTls,
+    /// Implicit TLS (port 465 by default).
+    Tls,
 }
 
 #[derive(Debug, Clone)]
@@ -194,14 +220,50 @@ pub enum ChannelKind {
         secret: Option<WebhookSecret>,
     },
     Console,
+    Telegram {
+        /// From `bot_token_file` / `_env` / `_credential` / `bot_token`.
+        bot_token: SecretString,
+        /// A numeric chat id (may be negative) or `@channelusername`.
+        chat_id: String,
+        /// Default `https://api.telegram.org`; no trailing slash.
+        api_base: String,
+    },
+    Slack {
+        /// Incoming-webhook URL (a secret): `url_file` / `_env` / `_credential` / `url`.
+        url: SecretString,
+    },
+    Email {
+        smtp_host: String,
+        /// Default by `tls`: 25, 587, 465.
+        smtp_port: u16,
+        /// Key `tls`: "none" | "starttls" (default) | "tls".
+        tls: EmailTls,
+        username: Option<String>,
+        /// `password_file` / `_env` / `_credential` / `password`.
+        password: Option<SecretString>,
+        /// A mailbox, e.g. `relinkd <relinkd@example.com>`.
+        from: String,
+        /// Non-empty list of mailboxes.
+        to: Vec<String>,
+    },
+    Whatsapp {
+        /// A configured instance that sends the messages.
+        via: u64,
+        /// `79001234567@c.us` (a person) or `...@g.us` (a group).
+        chat_ids: Vec<String>,
+    },
 }
 
 impl ChannelKind {
-    /// The `type` key's value: `webhook`, `console`.
+    /// The `type` key's value.
     pub fn type_name(&self) -> &'static str {
         match self {
             ChannelKind::Webhook { .. } => "webhook",
             ChannelKind::Console => "console",
+            ChannelKind::Telegram { .. } => "telegram",
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Email { .. } => "email",
+            ChannelKind::Whatsapp { .. } => "whatsapp",
         }
     }
 }
@@ -259,6 +321,9 @@ pub struct InstanceSettings {
     pub cooldown: Duration,
     pub request_timeout: Duration,
     pub backoff_max: Duration,
+    /// IANA time zone (`timezone`, e.g. "Europe/London") in which messages
+    /// also show times; `None`: UTC only.
+    pub timezone: Option<String>,
 }
 
 impl Default for InstanceSettings {
@@ -272,6 +337,7 @@ impl Default for InstanceSettings {
             cooldown: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(40),
             backoff_max: Duration::from_secs(300),
+            timezone: None,
         }
     }
 }

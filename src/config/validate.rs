@@ -380,6 +380,8 @@ fn channels(
                 Some(ChannelConfig {
                     name,
                     attempt_timeout,
+                    rate_limit_per_minute: None,
+                    templates: Default::default(),
                     kind,
                 })
             }

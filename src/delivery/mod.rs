@@ -155,6 +155,7 @@ impl Dispatcher {
                         http.clone(),
                     )),
                     ChannelKind::Console => Arc::new(Console::new(&c.name, c.attempt_timeout)),
+                    _ => todo!("channel kinds of issue 4"),
                 }
             })
             .collect();
