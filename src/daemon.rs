@@ -35,6 +35,8 @@ pub enum DaemonError {
     Listener(#[source] std::io::Error),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Channel(#[from] crate::delivery::BuildError),
 }
 
 /// Reads a config for a reload (tests pass one with their own environment).
@@ -92,8 +94,7 @@ impl Daemon {
 
         let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
         let http = channel_http_client();
-        let dispatcher =
-            Dispatcher::from_config(&config.channels, http.clone(), metrics.deliveries.clone());
+        let dispatcher = Dispatcher::from_config(&config, &client, &http, &metrics)?;
         let deliveries = TaskTracker::new();
         let mut fleet = Fleet::new(
             client.clone(),
@@ -131,6 +132,7 @@ impl Daemon {
             metrics: metrics.clone(),
             loader,
             notifier,
+            client: client.clone(),
             http,
             admin_token,
         };
@@ -207,6 +209,7 @@ struct Control {
     metrics: Metrics,
     loader: Loader,
     notifier: Notifier,
+    client: Client,
     http: reqwest::Client,
     admin_token: Arc<RwLock<Option<SecretString>>>,
 }
@@ -236,11 +239,17 @@ impl Control {
                 self.metrics.deliveries.remove_channel(&old.name);
             }
         }
-        let dispatcher = Dispatcher::from_config(
-            &new.channels,
-            self.http.clone(),
-            self.metrics.deliveries.clone(),
-        );
+        let dispatcher =
+            match Dispatcher::from_config(&new, &self.client, &self.http, &self.metrics) {
+                Ok(dispatcher) => dispatcher,
+                Err(error) => {
+                    self.metrics.reload_failed();
+                    tracing::error!(%error, "config reload failed; the running config is kept");
+                    self.notifier
+                        .ready(&format!("reload failed, running config kept ({error})"));
+                    return Err(error.to_string());
+                }
+            };
         let (changes, summary) = {
             let mut fleet = self.fleet.lock().await;
             let changes = fleet.reconcile(&new, dispatcher);

@@ -219,7 +219,11 @@ impl ApiMetrics {
 pub struct DeliveryMetrics {
     deliveries: IntCounterVec,
     durations: HistogramVec,
+    skips: IntCounterVec,
 }
+
+/// Why a channel was skipped for a message (`relinkd_delivery_skips_total`).
+pub const SKIP_REASONS: [&str; 2] = ["own_instance", "via_not_authorized"];
 
 impl DeliveryMetrics {
     fn new(registry: &Registry) -> Self {
@@ -241,12 +245,34 @@ impl DeliveryMetrics {
             &["channel"],
         )
         .expect("valid metric");
+        let skips = IntCounterVec::new(
+            Opts::new(
+                "relinkd_delivery_skips_total",
+                "Messages a channel did not take: a WhatsApp channel never sends an instance's \
+                 own messages through it (own_instance), nor through an instance that is not \
+                 authorized (via_not_authorized); the other channels still get them.",
+            ),
+            &["channel", "reason"],
+        )
+        .expect("valid metric");
         register(registry, deliveries.clone());
         register(registry, durations.clone());
+        register(registry, skips.clone());
         Self {
             deliveries,
             durations,
+            skips,
         }
+    }
+
+    pub fn skipped(&self, channel: &str, reason: &str) {
+        self.skips.with_label_values(&[channel, reason]).inc();
+    }
+
+    pub fn skips(&self, channel: &str, reason: &str) -> u64 {
+        self.skips
+            .get_metric_with_label_values(&[channel, reason])
+            .map_or(0, |c| c.get())
     }
 
     /// Creates a channel's series at 0 so dashboards and alerts see them.
@@ -260,6 +286,13 @@ impl DeliveryMetrics {
         self.durations.with_label_values(&[channel]);
     }
 
+    /// Creates a WhatsApp channel's skip series at 0.
+    pub fn register_skips(&self, channel: &str) {
+        for reason in SKIP_REASONS {
+            self.skips.with_label_values(&[channel, reason]);
+        }
+    }
+
     pub fn remove_channel(&self, channel: &str) {
         let _ = self
             .deliveries
@@ -270,6 +303,9 @@ impl DeliveryMetrics {
                 .remove_label_values(&[channel, "failure", reason.as_str()]);
         }
         let _ = self.durations.remove_label_values(&[channel]);
+        for reason in SKIP_REASONS {
+            let _ = self.skips.remove_label_values(&[channel, reason]);
+        }
     }
 
     pub fn record(&self, channel: &str, result: Result<(), Reason>, elapsed: Duration) {
@@ -412,6 +448,11 @@ impl InstanceMetrics {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the last poll said `authorized`.
+    pub fn is_authorized(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == InstanceState::Authorized.metric_index()
     }
 
     pub fn set_state(&self, state: &InstanceState) {

@@ -5,17 +5,19 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use super::{BoxFuture, Channel, Notification, Reason, SendError};
+use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
 
 pub struct Console {
     name: String,
+    templates: Templates,
     timeout: Duration,
 }
 
 impl Console {
-    pub fn new(name: &str, timeout: Duration) -> Self {
+    pub fn new(name: &str, templates: Templates, timeout: Duration) -> Self {
         Self {
             name: name.to_owned(),
+            templates,
             timeout,
         }
     }
@@ -32,8 +34,9 @@ impl Channel for Console {
 
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
+            let text = self.templates.body(notification)?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "\n──── {} ────\n{}\n", self.name, notification.text())
+            writeln!(out, "\n──── {} ────\n{text}\n", self.name)
                 .and_then(|()| out.flush())
                 .map_err(|e| SendError::new(Reason::Other, format!("stdout: {e}")))
         })

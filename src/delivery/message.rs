@@ -1,5 +1,5 @@
-//! What a notification says: the event, the instance, the code and its
-//! expiry, and the default texts admins read.
+//! What a notification is about: the event, the instance, the code and its
+//! expiry. Channels turn it into text with their templates (template.rs).
 
 use std::fmt;
 use std::time::SystemTime;
@@ -16,6 +16,8 @@ pub enum Event {
     Paused,
     Alert,
     Resumed,
+    /// `relinkd test-channel`.
+    Test,
 }
 
 impl Event {
@@ -26,6 +28,7 @@ impl Event {
             Event::Paused => "paused",
             Event::Alert => "alert",
             Event::Resumed => "resumed",
+            Event::Test => "test",
         }
     }
 }
@@ -36,19 +39,23 @@ pub struct InstanceRef {
     pub name: String,
 }
 
-/// One message to an instance's admins. Debug never shows the code or text.
+/// One message to an instance's admins. Debug never shows the code.
 pub struct Notification {
     /// Stable across retries (the Standard Webhooks `webhook-id`).
     pub id: String,
     pub event: Event,
     pub instance: InstanceRef,
+    pub phone: u64,
     /// The instance's last known `stateInstance`.
     pub state: String,
     code: Option<SecretString>,
     pub expires_at: Option<SystemTime>,
+    pub paused_until: Option<SystemTime>,
+    pub codes_used: u32,
+    /// IANA zone in which times are also shown.
+    pub timezone: Option<String>,
     /// No attempt starts after this (a code's expiry).
     pub deadline: Instant,
-    text: SecretString,
 }
 
 impl fmt::Debug for Notification {
@@ -76,130 +83,89 @@ pub struct Payload<'a> {
     pub text: &'a str,
 }
 
-impl Notification {
-    /// A code message: the code, its expiry in UTC and seconds left, and how
-    /// to enter it.
-    pub fn code(
-        instance: InstanceRef,
-        phone: u64,
-        code: SecretString,
-        expires_at: SystemTime,
-        deadline: Instant,
-    ) -> Self {
-        let left = expires_at
-            .duration_since(crate::clock::now())
-            .map_or(0, |d| d.as_secs());
-        let text = format!(
-            "relinkd: linking code for {name} ({id}): {code}\n\
-             Expires {expiry} (in {left} s).\n\
-             On the phone of +{phone}, open WhatsApp → Linked devices → Link a device → \
-             Link with phone number instead, and enter the code.",
-            name = instance.name,
-            id = instance.id,
-            code = code.expose_secret(),
-            expiry = format_utc(expires_at),
-        );
-        Self::build(
-            Event::Code,
-            instance,
-            "notAuthorized".into(),
-            Some(code),
-            Some(expires_at),
-            deadline,
-            text,
-        )
-    }
+/// Builds notifications for one instance.
+#[derive(Debug, Clone)]
+pub struct About {
+    pub instance: InstanceRef,
+    pub phone: u64,
+    pub timezone: Option<String>,
+}
 
-    pub fn linked(instance: InstanceRef, deadline: Instant) -> Self {
-        let text = format!(
-            "relinkd: {} ({}) is linked again. Nothing more to do.",
-            instance.name, instance.id
-        );
-        Self::build(
-            Event::Linked,
-            instance,
-            "authorized".into(),
-            None,
-            None,
-            deadline,
-            text,
-        )
-    }
-
-    pub fn paused(instance: InstanceRef, codes: u32, until: SystemTime, deadline: Instant) -> Self {
-        let text = format!(
-            "relinkd: {name} ({id}) is still not linked after {codes} codes in a row. \
-             No more codes until {until}, so WhatsApp does not lock the number out. \
-             To get a code sooner: relinkd relink {id}",
-            name = instance.name,
-            id = instance.id,
-            until = format_utc(until),
-        );
-        Self::build(
-            Event::Paused,
-            instance,
-            "notAuthorized".into(),
-            None,
-            None,
-            deadline,
-            text,
-        )
-    }
-
-    pub fn alert(instance: InstanceRef, state: &str, deadline: Instant) -> Self {
-        let text = format!(
-            "relinkd: {name} ({id}) is {state}: WhatsApp restricts this number, so no linking \
-             codes will be requested. Check the number in the GREEN-API console.",
-            name = instance.name,
-            id = instance.id,
-        );
-        Self::build(
-            Event::Alert,
-            instance,
-            state.into(),
-            None,
-            None,
-            deadline,
-            text,
-        )
-    }
-
-    fn build(
-        event: Event,
-        instance: InstanceRef,
-        state: String,
-        code: Option<SecretString>,
-        expires_at: Option<SystemTime>,
-        deadline: Instant,
-        text: String,
-    ) -> Self {
-        Self {
+impl About {
+    fn build(&self, event: Event, state: &str, deadline: Instant) -> Notification {
+        Notification {
             id: format!("msg_{:032x}", rand::rng().random::<u128>()),
             event,
-            instance,
-            state,
-            code,
-            expires_at,
+            instance: self.instance.clone(),
+            phone: self.phone,
+            state: state.to_owned(),
+            code: None,
+            expires_at: None,
+            paused_until: None,
+            codes_used: 0,
+            timezone: self.timezone.clone(),
             deadline,
-            text: SecretString::from(text),
         }
     }
 
-    /// The human text (holds the code on code events: channels only).
-    pub fn text(&self) -> &str {
-        self.text.expose_secret()
+    /// A code, valid until `expires_at` (`deadline` on tokio's clock).
+    pub fn code(
+        &self,
+        code: SecretString,
+        codes_used: u32,
+        expires_at: SystemTime,
+        deadline: Instant,
+    ) -> Notification {
+        Notification {
+            code: Some(code),
+            expires_at: Some(expires_at),
+            codes_used,
+            ..self.build(Event::Code, "notAuthorized", deadline)
+        }
     }
 
-    pub fn payload(&self) -> Payload<'_> {
+    pub fn linked(&self, deadline: Instant) -> Notification {
+        self.build(Event::Linked, "authorized", deadline)
+    }
+
+    pub fn paused(&self, codes: u32, until: SystemTime, deadline: Instant) -> Notification {
+        Notification {
+            paused_until: Some(until),
+            codes_used: codes,
+            ..self.build(Event::Paused, "notAuthorized", deadline)
+        }
+    }
+
+    pub fn alert(&self, state: &str, deadline: Instant) -> Notification {
+        self.build(Event::Alert, state, deadline)
+    }
+
+    pub fn test(&self, deadline: Instant) -> Notification {
+        self.build(Event::Test, "-", deadline)
+    }
+}
+
+impl Notification {
+    /// The code (channels only).
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_ref().map(|c| c.expose_secret())
+    }
+
+    pub fn is_code(&self) -> bool {
+        self.event == Event::Code
+    }
+
+    /// The webhook payload with `text` as rendered for that channel.
+    pub fn payload<'a>(&'a self, text: &'a str) -> Payload<'a> {
         Payload {
             event: self.event.as_str(),
             instance: &self.instance,
-            code: self.code.as_ref().map(|c| c.expose_secret()),
+            code: self.code(),
             expires_at: self
                 .expires_at
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             state: &self.state,
-            text: self.text(),
+            text,
         }
     }
 }
@@ -210,35 +176,42 @@ pub fn format_utc(t: SystemTime) -> String {
     format!("{} UTC", rfc.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
+/// `2026-11-29 11:02:30 CET` in `zone`; `None` for an unknown zone.
+pub fn format_in_zone(t: SystemTime, zone: &str) -> Option<String> {
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let ts = jiff::Timestamp::try_from(t).ok()?;
+    Some(
+        ts.to_zoned_datetime(tz)
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn sales() -> InstanceRef {
-        InstanceRef {
-            id: 1101000001,
-            name: "sales-line".into(),
+    fn about() -> About {
+        About {
+            instance: InstanceRef {
+                id: 1101000001,
+                name: "sales-line".into(),
+            },
+            phone: 441234567890,
+            timezone: None,
         }
     }
 
     #[test]
-    fn a_code_message_names_the_instance_the_code_its_expiry_and_how_to_enter_it() {
-        let expires = SystemTime::now() + Duration::from_secs(150);
-        let n = Notification::code(
-            sales(),
-            441234567890,
+    fn a_code_payload_carries_the_code_and_expiry() {
+        let n = about().code(
             SecretString::from("ABCD1234"),
-            expires,
+            1,
+            SystemTime::now() + Duration::from_secs(150),
             Instant::now(),
         );
-        let text = n.text();
-        assert!(text.contains("sales-line (1101000001)"));
-        assert!(text.contains("ABCD1234"));
-        assert!(text.contains(&format_utc(expires)));
-        assert!(text.contains("s)."));
-        assert!(text.contains("Link with phone number instead"));
-        let json = serde_json::to_value(n.payload()).unwrap();
+        let json = serde_json::to_value(n.payload("text")).unwrap();
         assert_eq!(json["event"], "code");
         assert_eq!(json["instance"]["id"], 1101000001u64);
         assert_eq!(json["code"], "ABCD1234");
@@ -248,10 +221,9 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_code() {
-        let n = Notification::code(
-            sales(),
-            441234567890,
+        let n = about().code(
             SecretString::from("SECRET99"),
+            1,
             SystemTime::now(),
             Instant::now(),
         );
@@ -260,16 +232,21 @@ mod tests {
 
     #[test]
     fn notices_have_no_code_fields() {
-        let n = Notification::linked(sales(), Instant::now());
-        let json = serde_json::to_value(n.payload()).unwrap();
+        let n = about().linked(Instant::now());
+        let json = serde_json::to_value(n.payload("t")).unwrap();
         assert_eq!(json["event"], "linked");
         assert!(json.get("code").is_none());
         assert!(json.get("expires_at").is_none());
     }
 
     #[test]
-    fn utc_times_read_naturally() {
+    fn times_read_naturally_in_utc_and_in_a_zone() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_946_550);
         assert_eq!(format_utc(t), "2026-11-29 10:02:30 UTC");
+        assert_eq!(
+            format_in_zone(t, "Europe/Berlin").as_deref(),
+            Some("2026-11-29 11:02:30 CET")
+        );
+        assert_eq!(format_in_zone(t, "Mars/Olympus"), None);
     }
 }

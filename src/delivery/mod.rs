@@ -1,12 +1,18 @@
 //! Delivery: a [`Channel`] sends one attempt; a notification is the whole
 //! retry loop around it (Alertmanager's split), bounded by a deadline because
-//! a code is useless once it expires.
+//! a code is useless once it expires, and paced by the channel's rate limit.
 
 mod console;
+mod email;
 mod http;
 mod message;
+mod rate;
 mod signing;
+mod slack;
+mod telegram;
+pub mod template;
 mod webhook;
+mod whatsapp;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,13 +23,20 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::{ChannelConfig, ChannelKind};
-use crate::metrics::DeliveryMetrics;
+use crate::config::{ChannelConfig, ChannelKind, Config};
+use crate::greenapi::Client;
+use crate::metrics::{DeliveryMetrics, Metrics};
 
 pub use console::Console;
-pub use message::{Event, InstanceRef, Notification, format_utc};
+pub use email::Email;
+pub use message::{About, Event, InstanceRef, Notification, format_in_zone, format_utc};
+pub use rate::RateGate;
 pub use signing::{WebhookSigner, sign};
+pub use slack::Slack;
+pub use telegram::Telegram;
+pub use template::{Style, Templates};
 pub use webhook::Webhook;
+pub use whatsapp::Whatsapp;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -71,7 +84,8 @@ impl Reason {
     }
 }
 
-/// One failed attempt. `detail` never holds a URL or a secret.
+/// One failed attempt (or the notification's final failure). `detail`
+/// never holds a URL or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} ({detail})", reason.as_str())]
 pub struct SendError {
@@ -95,6 +109,11 @@ pub trait Channel: Send + Sync {
     fn name(&self) -> &str;
     fn attempt_timeout(&self) -> Duration;
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>>;
+    /// Why this channel cannot take `notification` at all right now (the
+    /// others still get it); `None`: it can.
+    fn unavailable(&self, _notification: &Notification) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Retry schedule of one notification on one channel.
@@ -113,22 +132,60 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Default `rate_limit_per_minute` by channel type: Telegram allows about 20
+/// messages a minute to one group; Slack about one a second per webhook.
+pub fn default_rate_limit(kind: &ChannelKind) -> Option<u32> {
+    match kind {
+        ChannelKind::Telegram { .. } => Some(20),
+        ChannelKind::Slack { .. } => Some(60),
+        ChannelKind::Email { .. } => Some(30),
+        ChannelKind::Whatsapp { .. } => Some(30),
+        ChannelKind::Webhook { .. } => Some(600),
+        ChannelKind::Console => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("channel {channel}: {message}")]
+pub struct BuildError {
+    pub channel: String,
+    pub message: String,
+}
+
+/// The outcome of one notification on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Skipped(&'static str),
+    Failed(SendError),
+}
+
+struct Entry {
+    channel: Arc<dyn Channel>,
+    gate: RateGate,
+}
+
 /// Fans notifications out to channels by name.
 #[derive(Clone)]
 pub struct Dispatcher {
-    channels: Arc<HashMap<String, Arc<dyn Channel>>>,
+    channels: Arc<HashMap<String, Entry>>,
     metrics: DeliveryMetrics,
     retry: RetryPolicy,
 }
 
 impl Dispatcher {
-    pub fn new(channels: Vec<Arc<dyn Channel>>, metrics: DeliveryMetrics) -> Self {
-        for channel in &channels {
-            metrics.register_channel(channel.name());
-        }
+    /// Channels with their rate limits (`None`: unlimited).
+    pub fn new(channels: Vec<(Arc<dyn Channel>, Option<u32>)>, metrics: DeliveryMetrics) -> Self {
         let channels = channels
             .into_iter()
-            .map(|c| (c.name().to_owned(), c))
+            .map(|(channel, per_minute)| {
+                metrics.register_channel(channel.name());
+                let entry = Entry {
+                    gate: RateGate::new(per_minute),
+                    channel,
+                };
+                (entry.channel.name().to_owned(), entry)
+            })
             .collect();
         Self {
             channels: Arc::new(channels),
@@ -137,29 +194,26 @@ impl Dispatcher {
         }
     }
 
-    /// Builds the configured channels.
+    /// Builds the configured channels. WhatsApp channels send through their
+    /// `via` instance with `client` (sharing its pacing).
     pub fn from_config(
-        configs: &[ChannelConfig],
-        http: reqwest::Client,
-        metrics: DeliveryMetrics,
-    ) -> Self {
-        let channels = configs
+        config: &Config,
+        client: &Client,
+        http: &reqwest::Client,
+        metrics: &Metrics,
+    ) -> Result<Self, BuildError> {
+        let channels = config
+            .channels
             .iter()
-            .map(|c| -> Arc<dyn Channel> {
-                match &c.kind {
-                    ChannelKind::Webhook { url, secret } => Arc::new(Webhook::new(
-                        &c.name,
-                        url.clone(),
-                        secret.clone().map(WebhookSigner::new),
-                        c.attempt_timeout,
-                        http.clone(),
-                    )),
-                    ChannelKind::Console => Arc::new(Console::new(&c.name, c.attempt_timeout)),
-                    _ => todo!("channel kinds of issue 4"),
-                }
+            .map(|c| {
+                let channel = build_channel(c, config, client, http, metrics)?;
+                let limit = c
+                    .rate_limit_per_minute
+                    .or_else(|| default_rate_limit(&c.kind));
+                Ok((channel, limit))
             })
-            .collect();
-        Self::new(channels, metrics)
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        Ok(Self::new(channels, metrics.deliveries.clone()))
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -167,52 +221,181 @@ impl Dispatcher {
         self
     }
 
-    /// Delivers to every named channel concurrently; true if any succeeded.
+    /// Delivers to every named channel concurrently; true if any delivered.
     pub async fn deliver(&self, notification: Arc<Notification>, channels: &[String]) -> bool {
+        self.deliver_each(notification, channels)
+            .await
+            .iter()
+            .any(|(_, outcome)| *outcome == Outcome::Delivered)
+    }
+
+    /// Like `deliver`, with each channel's outcome.
+    pub async fn deliver_each(
+        &self,
+        notification: Arc<Notification>,
+        channels: &[String],
+    ) -> Vec<(String, Outcome)> {
+        let mut outcomes = Vec::new();
         let mut attempts = JoinSet::new();
         for name in channels {
-            let Some(channel) = self.channels.get(name).cloned() else {
+            let Some(entry) = self.channels.get(name) else {
                 // Config validation makes this unreachable; never panic on it.
                 tracing::error!(channel = %name, "notification for an unknown channel dropped");
                 continue;
             };
+            if let Some(reason) = entry.channel.unavailable(&notification) {
+                tracing::info!(
+                    channel = %name,
+                    wa_instance = notification.instance.id,
+                    event = notification.event.as_str(),
+                    reason,
+                    "channel skipped for this message; the instance's other channels still get it"
+                );
+                self.metrics.skipped(name, reason);
+                outcomes.push((name.clone(), Outcome::Skipped(reason)));
+                continue;
+            }
+            let channel = entry.channel.clone();
+            let gate = entry.gate.clone();
             let notification = notification.clone();
             let metrics = self.metrics.clone();
             let retry = self.retry;
             attempts.spawn(async move {
                 let started = Instant::now();
-                let result = notify(channel.as_ref(), &notification, retry).await;
-                metrics.record(channel.name(), result, started.elapsed());
-                result.is_ok()
+                let result = notify(channel.as_ref(), &gate, &notification, retry).await;
+                metrics.record(
+                    channel.name(),
+                    result.as_ref().map(|_| ()).map_err(|e| e.reason),
+                    started.elapsed(),
+                );
+                let outcome = match result {
+                    Ok(()) => Outcome::Delivered,
+                    Err(e) => Outcome::Failed(e),
+                };
+                (channel.name().to_owned(), outcome)
             });
         }
-        let mut any = false;
         while let Some(done) = attempts.join_next().await {
-            any |= done.unwrap_or(false);
+            if let Ok(done) = done {
+                outcomes.push(done);
+            }
         }
-        any
+        outcomes
     }
+}
+
+fn build_channel(
+    c: &ChannelConfig,
+    config: &Config,
+    client: &Client,
+    http: &reqwest::Client,
+    metrics: &Metrics,
+) -> Result<Arc<dyn Channel>, BuildError> {
+    let templates = |style| {
+        Templates::new(&c.name, style, &c.templates).map_err(|message| BuildError {
+            channel: c.name.clone(),
+            message,
+        })
+    };
+    let timeout = c.attempt_timeout;
+    Ok(match &c.kind {
+        ChannelKind::Webhook { url, secret } => Arc::new(Webhook::new(
+            &c.name,
+            url.clone(),
+            secret.clone().map(WebhookSigner::new),
+            templates(Style::Plain)?,
+            timeout,
+            http.clone(),
+        )),
+        ChannelKind::Console => Arc::new(Console::new(&c.name, templates(Style::Plain)?, timeout)),
+        ChannelKind::Telegram {
+            bot_token,
+            chat_id,
+            api_base,
+        } => Arc::new(Telegram::new(
+            &c.name,
+            api_base,
+            bot_token,
+            chat_id.clone(),
+            templates(Style::Html)?,
+            timeout,
+            http.clone(),
+        )),
+        ChannelKind::Slack { url } => Arc::new(Slack::new(
+            &c.name,
+            url.clone(),
+            templates(Style::Slack)?,
+            timeout,
+            http.clone(),
+        )),
+        ChannelKind::Email { .. } => Arc::new(
+            Email::new(&c.name, &c.kind, templates(Style::Plain)?, timeout).map_err(|message| {
+                BuildError {
+                    channel: c.name.clone(),
+                    message,
+                }
+            })?,
+        ),
+        ChannelKind::Whatsapp { via, chat_ids } => {
+            let Some(sender) = config.instance(*via) else {
+                return Err(BuildError {
+                    channel: c.name.clone(),
+                    message: format!("via = {via} is not a configured instance"),
+                });
+            };
+            metrics.deliveries.register_skips(&c.name);
+            Arc::new(Whatsapp::new(
+                &c.name,
+                *via,
+                chat_ids.clone(),
+                client.instance(
+                    &sender.api_url,
+                    sender.id,
+                    sender.api_token.clone(),
+                    sender.settings.request_timeout,
+                ),
+                metrics.instance(sender.id, &sender.name),
+                templates(Style::Plain)?,
+                timeout,
+            ))
+        }
+    })
 }
 
 /// One notification on one channel: attempts with backoff and jitter until
 /// one succeeds, a failure is final, or the deadline passes. Logs the outcome.
 async fn notify(
     channel: &dyn Channel,
+    gate: &RateGate,
     notification: &Notification,
     retry: RetryPolicy,
-) -> Result<(), Reason> {
+) -> Result<(), SendError> {
     let deadline = notification.deadline;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let now = Instant::now();
-        if now >= deadline {
+        if tokio::time::timeout_at(deadline, gate.acquire(notification.is_code()))
+            .await
+            .is_err()
+        {
+            let detail = "the channel's rate limit left no slot before the deadline";
             return Err(give_up(
                 channel,
                 notification,
                 attempt - 1,
                 Reason::Expired,
-                "deadline passed before the attempt",
+                detail,
+            ));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let detail = "deadline passed before the attempt";
+            return Err(give_up(
+                channel,
+                notification,
+                attempt - 1,
+                Reason::Expired,
+                detail,
             ));
         }
         let limit = channel.attempt_timeout().min(deadline - now);
@@ -230,12 +413,13 @@ async fn notify(
             }
             Ok(Err(error)) => error,
             Err(_) if Instant::now() >= deadline => {
+                let detail = "attempt cut off at the deadline";
                 return Err(give_up(
                     channel,
                     notification,
                     attempt,
                     Reason::Expired,
-                    "attempt cut off at the deadline",
+                    detail,
                 ));
             }
             Err(_) => SendError::new(Reason::Timeout, format!("no answer within {limit:?}")),
@@ -257,12 +441,13 @@ async fn notify(
         let delay = error.retry_after.map_or(backoff, |r| r.max(backoff));
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
+            let detail = format!("last attempt: {error}");
             return Err(give_up(
                 channel,
                 notification,
                 attempt,
                 Reason::Expired,
-                &format!("last attempt: {error}"),
+                &detail,
             ));
         }
         tracing::debug!(
@@ -283,7 +468,7 @@ fn give_up(
     attempts: u32,
     reason: Reason,
     detail: &str,
-) -> Reason {
+) -> SendError {
     tracing::warn!(
         channel = channel.name(),
         instance = %notification.instance.name,
@@ -294,5 +479,5 @@ fn give_up(
         detail,
         "notification not delivered"
     );
-    reason
+    SendError::new(reason, detail)
 }

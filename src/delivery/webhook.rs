@@ -4,12 +4,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::http::{check_status, retry_after, transport_error};
-use super::{BoxFuture, Channel, Notification, SendError, WebhookSigner};
+use super::{BoxFuture, Channel, Notification, SendError, Templates, WebhookSigner};
 
 pub struct Webhook {
     name: String,
     url: String,
     signer: Option<WebhookSigner>,
+    templates: Templates,
     timeout: Duration,
     http: reqwest::Client,
 }
@@ -19,6 +20,7 @@ impl Webhook {
         name: &str,
         url: String,
         signer: Option<WebhookSigner>,
+        templates: Templates,
         timeout: Duration,
         http: reqwest::Client,
     ) -> Self {
@@ -26,13 +28,17 @@ impl Webhook {
             name: name.to_owned(),
             url,
             signer,
+            templates,
             timeout,
             http,
         }
     }
 
     async fn attempt(&self, n: &Notification) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&n.payload()).expect("the payload always serializes");
+        let text = self.templates.body(n)?;
+        let body = serde_json::to_vec(&n.payload(&text)).expect("the payload always serializes");
+        // The signature's timestamp is the real wall clock: receivers
+        // compare it with theirs.
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

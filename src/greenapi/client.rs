@@ -3,6 +3,7 @@
 //! instance gets an [`InstanceApi`] that holds its URL prefix and token and
 //! paces its calls so no instance ever sees more than one call per second.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -81,6 +82,9 @@ pub struct Client {
     in_flight: Arc<Semaphore>,
     metrics: ApiMetrics,
     completed: Arc<AtomicU64>,
+    /// One pacing slot per instance id, shared by every handle to it (the
+    /// supervisor's polls and a WhatsApp channel sending through it).
+    pacers: Arc<std::sync::Mutex<HashMap<u64, Arc<Mutex<Instant>>>>>,
 }
 
 impl Client {
@@ -96,6 +100,7 @@ impl Client {
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             metrics,
             completed: Arc::default(),
+            pacers: Arc::default(),
         }
     }
 
@@ -117,7 +122,13 @@ impl Client {
             prefix: format!("{}/waInstance{}/", api_url.trim_end_matches('/'), id),
             token,
             timeout,
-            next_call: Arc::new(Mutex::new(Instant::now())),
+            next_call: self
+                .pacers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id)
+                .or_insert_with(|| Arc::new(Mutex::new(Instant::now())))
+                .clone(),
         }
     }
 }

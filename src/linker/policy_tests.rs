@@ -17,6 +17,7 @@ fn settings() -> InstanceSettings {
         cooldown: 3600 * S,
         request_timeout: 40 * S,
         backoff_max: 300 * S,
+        timezone: None,
     }
 }
 

@@ -15,7 +15,7 @@ use super::policy::{Action, Input, Notice, Phase, Policy};
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
-use crate::delivery::{Dispatcher, InstanceRef, Notification};
+use crate::delivery::{About, Dispatcher, InstanceRef};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::metrics::{CodeMetrics, CodeOutcome, InstanceMetrics};
 use crate::state::{Record, StateBoard};
@@ -287,13 +287,11 @@ impl Supervisor {
             channels = ?self.spec.channels,
             "linking code received; delivering"
         );
-        let notification = Notification::code(
-            self.spec.instance.clone(),
-            self.spec.phone,
-            code,
-            expiry,
-            expires_at,
-        );
+        let codes_used = match self.policy.phase() {
+            Phase::Linking { codes_used, .. } => *codes_used,
+            _ => 0,
+        };
+        let notification = self.about().code(code, codes_used, expiry, expires_at);
         let dispatcher = self.dispatcher.clone();
         let channels = self.spec.channels.clone();
         let report = self.delivered_tx.clone();
@@ -304,15 +302,24 @@ impl Supervisor {
         self.code_delivery = Some(task.abort_handle());
     }
 
+    fn about(&self) -> About {
+        About {
+            instance: self.spec.instance.clone(),
+            phone: self.spec.phone,
+            timezone: self.policy.settings().timezone.clone(),
+        }
+    }
+
     fn notify(&mut self, notice: Notice) {
-        let instance = self.spec.instance.clone();
+        let about = self.about();
+        let instance = &about.instance;
         let deadline = Instant::now() + NOTICE_DEADLINE;
         let notification = match notice {
             Notice::Linked => {
                 self.end_code();
                 self.metrics.relinked();
                 tracing::info!(instance = %instance.name, wa_instance = instance.id, "instance linked again; episode over");
-                Notification::linked(instance, deadline)
+                about.linked(deadline)
             }
             Notice::Paused { until, codes } => {
                 self.metrics.episode_paused();
@@ -323,12 +330,12 @@ impl Supervisor {
                     until = %crate::delivery::format_utc(until),
                     "code budget spent; pausing codes"
                 );
-                Notification::paused(instance, codes, until, deadline)
+                about.paused(codes, until, deadline)
             }
             Notice::Alert { state } => {
                 self.end_code();
                 tracing::warn!(instance = %instance.name, wa_instance = instance.id, state = %state, "instance restricted by WhatsApp; no codes will be requested");
-                Notification::alert(instance, state.as_str(), deadline)
+                about.alert(state.as_str(), deadline)
             }
         };
         let dispatcher = self.dispatcher.clone();

@@ -1,0 +1,126 @@
+//! `type = "email"`: SMTP with lettre (plain, STARTTLS or implicit TLS,
+//! optional login), a subject that says which instance and when the code
+//! expires, and a plain-text body.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+use crate::config::{ChannelKind, EmailTls};
+
+pub struct Email {
+    name: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    templates: Templates,
+    timeout: Duration,
+}
+
+impl Email {
+    /// From an `email` channel's config (addresses were validated at load).
+    pub fn new(
+        name: &str,
+        kind: &ChannelKind,
+        templates: Templates,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let ChannelKind::Email {
+            smtp_host,
+            smtp_port,
+            tls,
+            username,
+            password,
+            from,
+            to,
+        } = kind
+        else {
+            return Err("not an email channel".into());
+        };
+        let tls_parameters =
+            || TlsParameters::new(smtp_host.clone()).map_err(|e| format!("smtp_host: TLS: {e}"));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host)
+            .port(*smtp_port)
+            .timeout(Some(timeout));
+        builder = match tls {
+            EmailTls::None => builder.tls(Tls::None),
+            EmailTls::StartTls => builder.tls(Tls::Required(tls_parameters()?)),
+            EmailTls::Tls => builder.tls(Tls::Wrapper(tls_parameters()?)),
+        };
+        if let (Some(user), Some(password)) = (username, password) {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
+        }
+        let from = from.parse::<Mailbox>().map_err(|e| format!("from: {e}"))?;
+        let to = to
+            .iter()
+            .map(|a| a.parse::<Mailbox>().map_err(|e| format!("to: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name: name.to_owned(),
+            transport: builder.build(),
+            from,
+            to,
+            templates,
+            timeout,
+        })
+    }
+
+    async fn attempt(&self, n: &Notification) -> Result<(), SendError> {
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .subject(self.templates.subject(n)?)
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            message = message.to(to.clone());
+        }
+        let message = message
+            .body(self.templates.body(n)?)
+            .map_err(|e| SendError::new(Reason::Other, format!("building the message: {e}")))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+/// SMTP answers: 5xx are permanent (535/530: bad login), 4xx transient.
+fn classify(error: lettre::transport::smtp::Error) -> SendError {
+    let code = error.status().map(|c| c.to_string());
+    let reason = if error.is_timeout() {
+        Reason::Timeout
+    } else if error.is_permanent() {
+        match code.as_deref() {
+            Some("530" | "535" | "534") => Reason::Auth,
+            _ => Reason::Client,
+        }
+    } else if error.is_transient() {
+        Reason::Server
+    } else {
+        Reason::Other
+    };
+    SendError::new(reason, format!("SMTP: {error}"))
+}
+
+impl Channel for Email {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.attempt(notification))
+    }
+}

@@ -1,0 +1,105 @@
+//! `type = "telegram"`: the Bot API's `sendMessage`, HTML parse mode, the
+//! code in a `<code>` element (one tap copies it). The bot token is part of
+//! the URL, so no URL is ever logged.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::http::{check_status, retry_after, transport_error};
+use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+
+pub struct Telegram {
+    name: String,
+    /// `{api_base}/bot{token}/sendMessage`: a secret.
+    url: SecretString,
+    chat_id: Value,
+    templates: Templates,
+    timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl Telegram {
+    pub fn new(
+        name: &str,
+        api_base: &str,
+        bot_token: &SecretString,
+        chat_id: String,
+        templates: Templates,
+        timeout: Duration,
+        http: reqwest::Client,
+    ) -> Self {
+        let url = format!(
+            "{}/bot{}/sendMessage",
+            api_base.trim_end_matches('/'),
+            bot_token.expose_secret()
+        );
+        // Numeric ids go as numbers, `@channel` names as strings.
+        let chat_id = chat_id
+            .parse::<i64>()
+            .map_or_else(|_| Value::from(chat_id), Value::from);
+        Self {
+            name: name.to_owned(),
+            url: SecretString::from(url),
+            chat_id,
+            templates,
+            timeout,
+            http,
+        }
+    }
+
+    async fn attempt(&self, n: &Notification) -> Result<(), SendError> {
+        let body = json!({
+            "chat_id": self.chat_id,
+            "text": self.templates.body(n)?,
+            "parse_mode": "HTML",
+            "disable_web_page_preview": true,
+        });
+        let response = self
+            .http
+            .post(self.url.expose_secret())
+            .json(&body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let header_retry = retry_after(response.headers());
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && answer["ok"] == true {
+            return Ok(());
+        }
+        let description = answer["description"]
+            .as_str()
+            .unwrap_or("no description")
+            .chars()
+            .take(200)
+            .collect::<String>();
+        // Telegram says how long to wait in parameters.retry_after.
+        let retry = answer["parameters"]["retry_after"]
+            .as_u64()
+            .map(Duration::from_secs)
+            .or(header_retry);
+        let mut error = match check_status(status, retry) {
+            Err(error) => error,
+            Ok(()) => SendError::new(Reason::Other, "answer without ok: true"),
+        };
+        error.detail = format!("{}: {description}", error.detail);
+        Err(error)
+    }
+}
+
+impl Channel for Telegram {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.attempt(notification))
+    }
+}

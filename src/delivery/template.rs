@@ -1,0 +1,303 @@
+//! Message texts: minijinja templates, one per event, overridable per
+//! channel (`[channel.templates]`). Each channel renders in its markup
+//! style: plain text, Telegram HTML, or Slack mrkdwn, and values are escaped
+//! for it, so a name with `<` or `&` cannot break a message.
+
+use std::time::SystemTime;
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+use super::message::{Notification, format_in_zone, format_utc};
+use super::{Reason, SendError};
+use crate::config::TemplateOverrides;
+
+/// How a channel marks text up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    /// Telegram `parse_mode: HTML`.
+    Html,
+    /// Slack / Mattermost mrkdwn.
+    Slack,
+}
+
+pub const DEFAULT_CODE: &str = "relinkd: linking code for {{ instance_name | bold }} ({{ instance_id }}): {{ code | mono }}\n\
+Expires {{ expires_at_utc }}{% if expires_at_local %} ({{ expires_at_local }}){% endif %}, in {{ seconds_left }} s.\n\
+On the phone of +{{ phone }}, open WhatsApp → Linked devices → Link a device → Link with phone number instead, and enter the code.";
+pub const DEFAULT_LINKED: &str =
+    "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is linked again. Nothing more to do.";
+pub const DEFAULT_PAUSED: &str = "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is still not linked after {{ codes_used }} codes in a row. \
+No more codes until {{ paused_until_utc }}{% if paused_until_local %} ({{ paused_until_local }}){% endif %}, so WhatsApp does not lock the number out. \
+To get a code sooner: relinkd relink {{ instance_id }}";
+pub const DEFAULT_ALERT: &str = "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is {{ state }}: WhatsApp restricts this number, \
+so no linking codes will be requested. Check the number in the GREEN-API console.";
+pub const DEFAULT_RESUMED: &str =
+    "relinkd: codes resume for {{ instance_name | bold }} ({{ instance_id }}).";
+pub const DEFAULT_TEST: &str = "relinkd: test message for channel {{ channel | bold }}. \
+If you can read this, linking codes will reach you here.";
+pub const DEFAULT_SUBJECT: &str = "relinkd: {% if event == \"code\" %}code for {{ instance_name }} (expires {{ expires_at_time_utc }})\
+{% elif event == \"linked\" %}{{ instance_name }} is linked again\
+{% elif event == \"paused\" %}codes paused for {{ instance_name }}\
+{% elif event == \"alert\" %}{{ instance_name }} is {{ state }}\
+{% elif event == \"resumed\" %}codes resume for {{ instance_name }}\
+{% else %}test message{% endif %}";
+
+/// The variables a template sees (documented in README).
+#[derive(Serialize)]
+struct Context<'a> {
+    event: &'static str,
+    channel: &'a str,
+    instance_name: &'a str,
+    instance_id: u64,
+    phone: u64,
+    state: &'a str,
+    code: Option<&'a str>,
+    expires_at: Option<String>,
+    expires_at_utc: Option<String>,
+    expires_at_time_utc: Option<String>,
+    expires_at_local: Option<String>,
+    seconds_left: Option<u64>,
+    paused_until_utc: Option<String>,
+    paused_until_local: Option<String>,
+    codes_used: u32,
+    timezone: Option<&'a str>,
+}
+
+/// A channel's compiled templates.
+pub struct Templates {
+    env: Environment<'static>,
+    channel: String,
+}
+
+impl Templates {
+    /// Compiles the defaults and `overrides` (validated at config load, so
+    /// an error here is a bug; it is reported, not panicked on).
+    pub fn new(channel: &str, style: Style, overrides: &TemplateOverrides) -> Result<Self, String> {
+        let mut env = Environment::new();
+        match style {
+            Style::Plain => env.set_auto_escape_callback(|_| AutoEscape::None),
+            Style::Html => env.set_auto_escape_callback(|_| AutoEscape::Html),
+            Style::Slack => {
+                env.set_auto_escape_callback(|_| AutoEscape::None);
+                env.set_formatter(|out, _state, value| {
+                    if value.is_undefined() || value.is_none() {
+                        return Ok(());
+                    }
+                    let text = value.to_string();
+                    let text = if value.is_safe() {
+                        text
+                    } else {
+                        slack_escape(&text)
+                    };
+                    out.write_str(&text).map_err(|_| {
+                        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+                    })
+                });
+            }
+        }
+        env.add_filter("bold", move |v: Value| {
+            markup(style, &v.to_string(), Mark::Bold)
+        });
+        env.add_filter("mono", move |v: Value| {
+            markup(style, &v.to_string(), Mark::Mono)
+        });
+        let entries = [
+            ("code", &overrides.code, DEFAULT_CODE),
+            ("linked", &overrides.linked, DEFAULT_LINKED),
+            ("paused", &overrides.paused, DEFAULT_PAUSED),
+            ("alert", &overrides.alert, DEFAULT_ALERT),
+            ("resumed", &overrides.resumed, DEFAULT_RESUMED),
+            ("test", &None, DEFAULT_TEST),
+            ("subject", &overrides.subject, DEFAULT_SUBJECT),
+        ];
+        for (name, custom, default) in entries {
+            let source = custom.clone().unwrap_or_else(|| default.to_owned());
+            env.add_template_owned(name, source)
+                .map_err(|e| format!("template {name}: {e}"))?;
+        }
+        Ok(Self {
+            env,
+            channel: channel.to_owned(),
+        })
+    }
+
+    /// The message body for `n`.
+    pub fn body(&self, n: &Notification) -> Result<String, SendError> {
+        self.render(n.event.as_str(), n)
+    }
+
+    /// The email subject for `n` (never marked up).
+    pub fn subject(&self, n: &Notification) -> Result<String, SendError> {
+        self.render("subject", n)
+    }
+
+    fn render(&self, name: &str, n: &Notification) -> Result<String, SendError> {
+        let ctx = context(&self.channel, n);
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(&ctx))
+            .map(|text| text.trim().to_owned())
+            .map_err(|e| SendError::new(Reason::Other, format!("template {name}: {}", e.kind())))
+    }
+}
+
+fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
+    let zone = n.timezone.as_deref();
+    let local = |t: Option<SystemTime>| t.zip(zone).and_then(|(t, z)| format_in_zone(t, z));
+    Context {
+        event: n.event.as_str(),
+        channel,
+        instance_name: &n.instance.name,
+        instance_id: n.instance.id,
+        phone: n.phone,
+        state: &n.state,
+        code: n.code(),
+        expires_at: n
+            .expires_at
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        expires_at_utc: n.expires_at.map(format_utc),
+        expires_at_time_utc: n.expires_at.map(|t| {
+            format_utc(t)
+                .split_once(' ')
+                .map_or(String::new(), |(_, time)| time.to_owned())
+        }),
+        expires_at_local: local(n.expires_at),
+        seconds_left: n.expires_at.map(|t| {
+            t.duration_since(crate::clock::now())
+                .map_or(0, |d| d.as_secs())
+        }),
+        paused_until_utc: n.paused_until.map(format_utc),
+        paused_until_local: local(n.paused_until),
+        codes_used: n.codes_used,
+        timezone: zone,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mark {
+    Bold,
+    Mono,
+}
+
+/// `bold` / `mono` filters: escape the value for the style, then mark it up.
+fn markup(style: Style, text: &str, mark: Mark) -> Value {
+    let out = match (style, mark) {
+        (Style::Plain, _) => return Value::from(text),
+        (Style::Html, Mark::Bold) => format!("<b>{}</b>", html_escape(text)),
+        (Style::Html, Mark::Mono) => format!("<code>{}</code>", html_escape(text)),
+        (Style::Slack, Mark::Bold) => format!("*{}*", slack_escape(text)),
+        (Style::Slack, Mark::Mono) => format!("`{}`", slack_escape(text)),
+    };
+    Value::from_safe_string(out)
+}
+
+/// The escaping Telegram's HTML parse mode requires.
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The escaping Slack's mrkdwn requires.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Checks a template's syntax (for config validation).
+pub fn check(source: &str) -> Result<(), String> {
+    Environment::new()
+        .template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::message::{About, InstanceRef};
+    use secrecy::SecretString;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    fn code_for(name: &str, zone: Option<&str>) -> Notification {
+        About {
+            instance: InstanceRef {
+                id: 1101000001,
+                name: name.into(),
+            },
+            phone: 441234567890,
+            timezone: zone.map(str::to_owned),
+        }
+        .code(
+            SecretString::from("AB<C&D12"),
+            1,
+            crate::clock::now() + Duration::from_secs(150),
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn plain_text_names_the_instance_the_code_its_expiry_and_how_to_enter_it() {
+        let t = Templates::new("c", Style::Plain, &TemplateOverrides::default()).unwrap();
+        let text = t.body(&code_for("sales-line", None)).unwrap();
+        assert!(text.contains("sales-line (1101000001): AB<C&D12"), "{text}");
+        assert!(text.contains(" UTC, in 1"), "{text}");
+        assert!(text.contains("Link with phone number instead"));
+    }
+
+    #[test]
+    fn telegram_html_escapes_values_and_puts_the_code_in_a_code_element() {
+        let t = Templates::new("t", Style::Html, &TemplateOverrides::default()).unwrap();
+        let text = t.body(&code_for("sales <&> line", None)).unwrap();
+        assert!(text.contains("<b>sales &lt;&amp;&gt; line</b>"), "{text}");
+        assert!(text.contains("<code>AB&lt;C&amp;D12</code>"), "{text}");
+    }
+
+    #[test]
+    fn slack_escapes_values_and_uses_mrkdwn() {
+        let t = Templates::new("s", Style::Slack, &TemplateOverrides::default()).unwrap();
+        let text = t.body(&code_for("a<b>", None)).unwrap();
+        assert!(text.contains("*a&lt;b&gt;*"), "{text}");
+        assert!(text.contains("`AB&lt;C&amp;D12`"), "{text}");
+    }
+
+    #[test]
+    fn a_configured_time_zone_shows_local_time_too() {
+        let t = Templates::new("c", Style::Plain, &TemplateOverrides::default()).unwrap();
+        let text = t.body(&code_for("x", Some("Asia/Tokyo"))).unwrap();
+        assert!(text.contains(" UTC (") && text.contains(" JST)"), "{text}");
+    }
+
+    #[test]
+    fn overrides_replace_the_defaults_and_see_the_variables() {
+        let overrides = TemplateOverrides {
+            code: Some("{{ code }} for {{ instance_name }} ({{ seconds_left }}s)".into()),
+            ..Default::default()
+        };
+        let t = Templates::new("c", Style::Plain, &overrides).unwrap();
+        let text = t.body(&code_for("sales", None)).unwrap();
+        assert!(text.starts_with("AB<C&D12 for sales (1"), "{text}");
+    }
+
+    #[test]
+    fn the_email_subject_says_which_instance_and_when_the_code_expires() {
+        let t = Templates::new("e", Style::Plain, &TemplateOverrides::default()).unwrap();
+        let subject = t.subject(&code_for("sales-line", None)).unwrap();
+        assert!(
+            subject.starts_with("relinkd: code for sales-line (expires "),
+            "{subject}"
+        );
+        assert!(subject.ends_with(" UTC)"), "{subject}");
+    }
+
+    #[test]
+    fn a_bad_template_is_reported() {
+        assert!(check("{{ code ").is_err());
+        assert!(check("{{ code }}").is_ok());
+    }
+}

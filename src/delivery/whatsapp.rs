@@ -1,0 +1,116 @@
+//! `type = "whatsapp"`: messages sent through another configured GREEN-API
+//! instance (`via`) with `sendMessage`. Only while that instance is
+//! authorized: otherwise the vendor queues messages for a day and a code
+//! would arrive long expired. An instance's own messages never go through
+//! itself (if it is unlinked, they cannot).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+use crate::greenapi::{ApiError, InstanceApi};
+use crate::metrics::InstanceMetrics;
+
+/// Chats already served per message, so a retry does not send twice.
+const SENT_MEMORY: usize = 10_000;
+
+pub struct Whatsapp {
+    name: String,
+    via: u64,
+    chat_ids: Vec<String>,
+    api: InstanceApi,
+    via_state: Arc<InstanceMetrics>,
+    templates: Templates,
+    timeout: Duration,
+    sent: Mutex<HashSet<(String, String)>>,
+}
+
+impl Whatsapp {
+    pub fn new(
+        name: &str,
+        via: u64,
+        chat_ids: Vec<String>,
+        api: InstanceApi,
+        via_state: Arc<InstanceMetrics>,
+        templates: Templates,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            via,
+            chat_ids,
+            api,
+            via_state,
+            templates,
+            // Sending to several chats paces at one call a second.
+            timeout,
+            sent: Mutex::default(),
+        }
+    }
+
+    async fn attempt(&self, n: &Notification) -> Result<(), SendError> {
+        let text = self.templates.body(n)?;
+        for chat_id in &self.chat_ids {
+            let key = (n.id.clone(), chat_id.clone());
+            if self
+                .sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&key)
+            {
+                continue;
+            }
+            self.api
+                .send_message(chat_id, &text)
+                .await
+                .map_err(classify)?;
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            if sent.len() >= SENT_MEMORY {
+                sent.clear();
+            }
+            sent.insert(key);
+        }
+        Ok(())
+    }
+}
+
+fn classify(error: ApiError) -> SendError {
+    let reason = match &error {
+        ApiError::Unauthorized { .. } => Reason::Auth,
+        ApiError::RateLimited { .. } => Reason::RateLimited,
+        ApiError::QuotaExceeded | ApiError::Client { .. } => Reason::Client,
+        ApiError::Server { .. } => Reason::Server,
+        ApiError::Timeout => Reason::Timeout,
+        ApiError::Transport(_) | ApiError::BadBody(_) => Reason::Other,
+    };
+    SendError {
+        reason,
+        retry_after: error.retry_after(),
+        detail: format!("sendMessage: {error}"),
+    }
+}
+
+impl Channel for Whatsapp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.attempt(notification))
+    }
+
+    fn unavailable(&self, notification: &Notification) -> Option<&'static str> {
+        if notification.instance.id == self.via {
+            Some("own_instance")
+        } else if !self.via_state.is_authorized() {
+            Some("via_not_authorized")
+        } else {
+            None
+        }
+    }
+}
