@@ -17,3 +17,4 @@ pub mod service;
 pub mod sim;
 pub mod state;
 pub mod telemetry;
+pub mod test_channel;

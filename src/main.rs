@@ -37,6 +37,13 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the GREEN-API simulator alone.
     Sim(sim::SimArgs),
+    /// Send a test message through channel NAME; exit 1 with the reason if
+    /// it cannot be delivered.
+    TestChannel {
+        name: String,
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+        config: PathBuf,
+    },
     /// Show the running daemon's fleet (via its admin API).
     Status {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
@@ -71,6 +78,7 @@ async fn main() -> ExitCode {
             telemetry::init(LogFormat::Text);
             report(sim::run_cli(args, shutdown_signal()).await)
         }
+        Command::TestChannel { name, config } => test_channel(config, &name).await,
         Command::Status {
             config,
             json,
@@ -121,6 +129,27 @@ fn reload_signal() -> tokio::sync::mpsc::Receiver<()> {
         }
     });
     rx
+}
+
+async fn test_channel(path: PathBuf, name: &str) -> ExitCode {
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("relinkd: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(config.daemon.log_format);
+    match relinkd::test_channel::run(&config, name).await {
+        Ok(()) => {
+            println!("channel {name}: test message delivered");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("relinkd: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(path: PathBuf) -> ExitCode {

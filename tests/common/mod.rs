@@ -62,25 +62,58 @@ pub async fn start_sim(code_ttl: Duration, states: &[&str]) -> (Simulator, Socke
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub json: serde_json::Value,
     pub at: tokio::time::Instant,
 }
 
-/// A webhook receiver that records requests and answers from a script of
-/// statuses (then 200 forever).
+/// A scripted answer: status, body, `Retry-After` seconds.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<u64>,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_body(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            body: body.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+/// An HTTP receiver (webhook, Telegram- or Slack-shaped endpoint) that
+/// records every POST on any path and answers from a script (then 200 with
+/// `{"ok":true}` forever).
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub requests: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<Vec<u16>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
 }
 
 impl Receiver {
     pub async fn start() -> (Self, SocketAddr) {
         let receiver = Self::default();
         let app = axum::Router::new()
-            .route("/hook", post(record))
+            .fallback(post(record))
             .with_state(receiver.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -88,9 +121,14 @@ impl Receiver {
         (receiver, addr)
     }
 
-    /// The next answers, in order (e.g. [503, 429] then 200s).
+    /// The next answers' statuses, in order (e.g. [503, 429] then 200s).
     pub fn answer_with(&self, statuses: &[u16]) {
-        *self.script.lock().unwrap() = statuses.iter().rev().copied().collect();
+        self.script(statuses.iter().map(|s| Answer::status(*s)).collect());
+    }
+
+    /// The next answers, in order.
+    pub fn script(&self, answers: Vec<Answer>) {
+        *self.script.lock().unwrap() = answers.into_iter().rev().collect();
     }
 
     pub fn all(&self) -> Vec<Received> {
@@ -99,9 +137,17 @@ impl Receiver {
 
     /// Requests that were answered 2xx and carry `event`.
     pub fn events(&self, event: &str) -> Vec<Received> {
+        self.accepted()
+            .into_iter()
+            .filter(|r| r.json["event"] == event)
+            .collect()
+    }
+
+    /// Requests that were answered 2xx.
+    pub fn accepted(&self) -> Vec<Received> {
         self.all()
             .into_iter()
-            .filter(|r| r.json["event"] == event && r.headers.contains_key("x-test-accepted"))
+            .filter(|r| r.headers.contains_key("x-test-accepted"))
             .collect()
     }
 
@@ -115,22 +161,40 @@ impl Receiver {
 
 async fn record(
     State(receiver): State<Receiver>,
+    uri: axum::http::Uri,
     mut headers: HeaderMap,
     body: axum::body::Bytes,
-) -> StatusCode {
-    let status = receiver.script.lock().unwrap().pop().unwrap_or(200);
-    if (200..300).contains(&status) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let answer = receiver
+        .script
+        .lock()
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| Answer::with_body(200, r#"{"ok":true,"result":{}}"#));
+    if (200..300).contains(&answer.status) {
         // Marks what was accepted, so tests can tell retries apart.
         headers.insert("x-test-accepted", "1".parse().unwrap());
     }
     let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     receiver.requests.lock().unwrap().push(Received {
+        path: uri.path().to_owned(),
         headers,
         body: body.to_vec(),
         json,
         at: tokio::time::Instant::now(),
     });
-    StatusCode::from_u16(status).unwrap()
+    let mut response = (
+        StatusCode::from_u16(answer.status).unwrap(),
+        answer.body.clone(),
+    )
+        .into_response();
+    if let Some(seconds) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
 }
 
 /// Verifies a Standard Webhooks v1 signature from the specification alone:
@@ -156,7 +220,18 @@ pub fn verify_standard_webhook(secret: &str, headers: &HeaderMap, body: &[u8]) -
 /// Writes `toml` to a temp dir and loads it through the real config loader,
 /// with TOKEN in $GREENAPI_TOKEN and WHSEC in $HOOK_SECRET.
 pub fn load_config(toml: &str) -> (Config, tempfile::TempDir) {
+    load_config_with_files(toml, &[])
+}
+
+/// Like `load_config`, with extra files (e.g. secrets) beside the config.
+pub fn load_config_with_files(toml: &str, files: &[(&str, &str)]) -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    for (name, contents) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+        std::fs::set_permissions(&path, private).unwrap();
+    }
     std::fs::write(dir.path().join("relinkd.toml"), toml).unwrap();
     (reload_config(&dir).unwrap_or_else(|e| panic!("{e}")), dir)
 }

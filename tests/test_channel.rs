@@ -1,0 +1,67 @@
+//! `relinkd test-channel NAME`: an operator checks a channel before an
+//! outage needs it.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn run(dir: &std::path::Path, name: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_relinkd"))
+        .args(["test-channel", name, "--config"])
+        .arg(dir.join("relinkd.toml"))
+        .env("GREENAPI_TOKEN", TOKEN)
+        .env("HOOK_SECRET", WHSEC)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_message_reaches_the_channel_and_a_refusal_says_why() {
+    let (hook, hook_addr) = Receiver::start().await;
+    let toml = fleet_toml("127.0.0.1:9".parse().unwrap(), hook_addr, 1, "");
+    let (_config, dir) = load_config(&toml);
+    let path = dir.path().to_owned();
+
+    let p = path.clone();
+    let ok = tokio::task::spawn_blocking(move || run(&p, "hook"))
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("delivered"));
+    let got = hook.events("test");
+    assert_eq!(got.len(), 1);
+    assert!(verify_standard_webhook(
+        WHSEC,
+        &got[0].headers,
+        &got[0].body
+    ));
+    assert!(got[0].json["text"].as_str().unwrap().contains("hook"));
+
+    hook.script(vec![Answer::with_body(404, "no such hook")]);
+    let p = path.clone();
+    let refused = tokio::task::spawn_blocking(move || run(&p, "hook"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("client"), "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+
+    let p = path.clone();
+    let unknown = tokio::task::spawn_blocking(move || run(&p, "nope"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("\"nope\"") && stderr.contains("hook"),
+        "{stderr}"
+    );
+}
