@@ -43,7 +43,14 @@ fn exported(scrape: &str) -> BTreeMap<String, String> {
 async fn every_exported_metric_is_documented_and_every_documented_metric_exported() {
     let (_sim, sim_addr) = start_sim(secs(150), &["notAuthorized", "authorized"]).await;
     let (_hook, hook_addr) = Receiver::start().await;
-    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, ""));
+    // Every channel type whose metrics differ: a WhatsApp channel adds the
+    // skip counters.
+    let toml = format!(
+        "{}\n[[channel]]\nname = \"wa\"\ntype = \"whatsapp\"\nvia = {}\nchat_ids = [\"441234999001@c.us\"]\n",
+        fleet_toml(sim_addr, hook_addr, 2, ""),
+        FIRST_ID + 1
+    );
+    let (config, _dir) = load_config(&toml);
     let daemon = Daemon::start(config).await;
     wait(secs(10)).await;
     let scrape = daemon.scrape().await;

@@ -47,23 +47,107 @@ pub(super) struct RawSettings {
     pub cooldown: Option<Value>,
     pub request_timeout: Option<Value>,
     pub backoff_max: Option<Value>,
+    pub timezone: Option<Value>,
 }
 
 /// One `[[channel]]`. All per-type keys live here; which ones a type allows
-/// is checked in validation (so the message can name the type).
+/// is checked in validation against [`RawChannel::specific_keys`] (so the
+/// message can name the type).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawChannel {
+    // common to every type
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub timeout: Option<Value>,
-    // webhook
-    pub url: Option<String>,
+    pub rate_limit_per_minute: Option<Value>,
+    pub templates: Option<RawTemplates>,
+    // webhook (`url` is also slack's inline webhook URL, a secret; so it is
+    // read as one for both types)
+    pub url: Option<RawSecret>,
     pub secret_file: Option<String>,
     pub secret_env: Option<String>,
     pub secret_credential: Option<String>,
     pub secret: Option<RawSecret>,
+    // telegram
+    pub bot_token_file: Option<String>,
+    pub bot_token_env: Option<String>,
+    pub bot_token_credential: Option<String>,
+    pub bot_token: Option<RawSecret>,
+    pub chat_id: Option<Value>,
+    pub api_base: Option<String>,
+    // slack (and `url` above)
+    pub url_file: Option<String>,
+    pub url_env: Option<String>,
+    pub url_credential: Option<String>,
+    // email
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<Value>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub password_credential: Option<String>,
+    pub password: Option<RawSecret>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+    // whatsapp
+    pub via: Option<Value>,
+    pub chat_ids: Option<Vec<String>>,
+}
+
+impl RawChannel {
+    /// The type-specific keys present in this channel, in the order they are
+    /// declared (every key except name, type, timeout, rate_limit_per_minute
+    /// and templates).
+    pub fn specific_keys(&self) -> Vec<&'static str> {
+        let present = [
+            ("url", self.url.is_some()),
+            ("secret_file", self.secret_file.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secret_credential", self.secret_credential.is_some()),
+            ("secret", self.secret.is_some()),
+            ("bot_token_file", self.bot_token_file.is_some()),
+            ("bot_token_env", self.bot_token_env.is_some()),
+            ("bot_token_credential", self.bot_token_credential.is_some()),
+            ("bot_token", self.bot_token.is_some()),
+            ("chat_id", self.chat_id.is_some()),
+            ("api_base", self.api_base.is_some()),
+            ("url_file", self.url_file.is_some()),
+            ("url_env", self.url_env.is_some()),
+            ("url_credential", self.url_credential.is_some()),
+            ("smtp_host", self.smtp_host.is_some()),
+            ("smtp_port", self.smtp_port.is_some()),
+            ("tls", self.tls.is_some()),
+            ("username", self.username.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("password_credential", self.password_credential.is_some()),
+            ("password", self.password.is_some()),
+            ("from", self.from.is_some()),
+            ("to", self.to.is_some()),
+            ("via", self.via.is_some()),
+            ("chat_ids", self.chat_ids.is_some()),
+        ];
+        present
+            .into_iter()
+            .filter_map(|(key, is_set)| is_set.then_some(key))
+            .collect()
+    }
+}
+
+/// `[channel.templates]`: minijinja sources, one per event (`subject`: email
+/// only, checked in validation).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTemplates {
+    pub code: Option<String>,
+    pub linked: Option<String>,
+    pub paused: Option<String>,
+    pub alert: Option<String>,
+    pub resumed: Option<String>,
+    pub subject: Option<String>,
 }
 
 /// One `[[instance]]`. `serde(flatten)` cannot be combined with
@@ -88,6 +172,7 @@ pub(super) struct RawInstance {
     pub cooldown: Option<Value>,
     pub request_timeout: Option<Value>,
     pub backoff_max: Option<Value>,
+    pub timezone: Option<Value>,
 }
 
 impl RawInstance {
@@ -100,6 +185,7 @@ impl RawInstance {
             cooldown: self.cooldown.clone(),
             request_timeout: self.request_timeout.clone(),
             backoff_max: self.backoff_max.clone(),
+            timezone: self.timezone.clone(),
         }
     }
 }
@@ -197,7 +283,7 @@ fn key_at(text: &str, at: usize) -> Option<String> {
             .strip_prefix('[')
             .and_then(|rest| rest.split(']').next())
         {
-            table = name.trim().to_owned();
+            table = scoped_table(name.trim(), &counts);
         }
         if at < end || end == text.len() {
             let key = trimmed.split('=').next()?.trim();
@@ -217,6 +303,25 @@ fn key_at(text: &str, at: usize) -> Option<String> {
         offset = end;
     }
     None
+}
+
+/// A `[table]` header's path with any `[[array]]` it belongs to numbered:
+/// after the second `[[channel]]`, `[channel.templates]` is
+/// `channel[1].templates`.
+fn scoped_table(name: &str, counts: &std::collections::HashMap<String, usize>) -> String {
+    let parts: Vec<&str> = name.split('.').map(str::trim).collect();
+    for split in (1..=parts.len()).rev() {
+        let head = parts[..split].join(".");
+        if let Some(count) = counts.get(&head).filter(|c| **c > 0) {
+            let mut out = format!("{head}[{}]", count - 1);
+            for part in &parts[split..] {
+                out.push('.');
+                out.push_str(part);
+            }
+            return out;
+        }
+    }
+    parts.join(".")
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
@@ -249,5 +354,19 @@ mod key_tests {
             Some("instance[1].phone")
         );
         assert_eq!(key_at(text, 1), None);
+    }
+
+    #[test]
+    fn sub_tables_of_array_tables_are_numbered() {
+        let text = "[[channel]]\nname = \"a\"\n[[channel]]\nname = \"b\"\n\
+                    [channel.templates]\ncolour = 1\n[daemon]\nlisten = 2\n";
+        assert_eq!(
+            key_at(text, text.find("1").unwrap()).as_deref(),
+            Some("channel[1].templates.colour")
+        );
+        assert_eq!(
+            key_at(text, text.find("2").unwrap()).as_deref(),
+            Some("daemon.listen")
+        );
     }
 }

@@ -29,6 +29,35 @@ pub(super) struct Sources<'a> {
     pub env: Option<&'a str>,
     pub credential: Option<&'a str>,
     pub inline: Option<&'a SecretString>,
+    /// What to say when the secret is inline, instead of the generic warning
+    /// (e.g. that a Slack webhook URL is a secret although it looks like an
+    /// address). `None`: the generic warning.
+    pub inline_warning: Option<&'a str>,
+}
+
+impl<'a> Sources<'a> {
+    /// The key names, e.g. `api_token_file, api_token_env,
+    /// api_token_credential or api_token` (for "missing" messages).
+    pub fn choices(&self) -> String {
+        let base = self.base;
+        format!("{base}_file, {base}_env, {base}_credential or {base}")
+    }
+
+    /// The first source key given, e.g. `password_env`, if any.
+    pub fn given_key(&self) -> Option<String> {
+        let base = self.base;
+        if self.file.is_some() {
+            Some(format!("{base}_file"))
+        } else if self.env.is_some() {
+            Some(format!("{base}_env"))
+        } else if self.credential.is_some() {
+            Some(format!("{base}_credential"))
+        } else if self.inline.is_some() {
+            Some(base.to_owned())
+        } else {
+            None
+        }
+    }
 }
 
 /// What secret loading needs from the outside world.
@@ -97,13 +126,14 @@ pub(super) fn resolve(
             report.error(key, "is empty");
             return Err(());
         }
-        report.warn(
-            &key,
-            &format!(
+        let message = match sources.inline_warning {
+            Some(text) => text.to_owned(),
+            None => format!(
                 "secret is written inline in the config file; \
                  use {base}_file or {base}_credential instead"
             ),
-        );
+        };
+        report.warn(&key, &message);
         return Ok(Some(Loaded {
             value: SecretString::from(trimmed),
             key,

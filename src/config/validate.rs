@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::raw::{RawChannel, RawConfig, RawDaemon, RawInstance, RawSettings};
+use secrecy::ExposeSecret as _;
+
+use super::raw::{RawChannel, RawConfig, RawDaemon, RawInstance, RawSettings, RawTemplates};
 use super::secrets::{self, SecretContext, Sources};
 use super::values;
 use super::{
-    ChannelConfig, ChannelKind, Config, ConfigError, DaemonConfig, Environment, InstanceConfig,
-    InstanceSettings, Issue, LogFormat,
+    ChannelConfig, ChannelKind, Config, ConfigError, DaemonConfig, EmailTls, Environment,
+    InstanceConfig, InstanceSettings, Issue, LogFormat, TemplateOverrides,
 };
 
 const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 7788);
@@ -23,7 +25,64 @@ const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 const DEFAULT_CHANNEL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The daemon never calls the vendor more than once per second per instance.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
-const CHANNEL_TYPES: &str = "\"webhook\", \"console\"";
+const CHANNEL_TYPES: &str =
+    "\"webhook\", \"console\", \"telegram\", \"slack\", \"email\", \"whatsapp\"";
+/// The keys every channel type takes.
+const COMMON_CHANNEL_KEYS: [&str; 5] = [
+    "name",
+    "type",
+    "timeout",
+    "rate_limit_per_minute",
+    "templates",
+];
+/// The keys each channel type takes besides [`COMMON_CHANNEL_KEYS`]. Any
+/// other key of [`RawChannel`] is an error naming the key and the type.
+const TYPE_KEYS: [(&str, &[&str]); 6] = [
+    (
+        "webhook",
+        &[
+            "url",
+            "secret_file",
+            "secret_env",
+            "secret_credential",
+            "secret",
+        ],
+    ),
+    ("console", &[]),
+    (
+        "telegram",
+        &[
+            "bot_token_file",
+            "bot_token_env",
+            "bot_token_credential",
+            "bot_token",
+            "chat_id",
+            "api_base",
+        ],
+    ),
+    ("slack", &["url_file", "url_env", "url_credential", "url"]),
+    (
+        "email",
+        &[
+            "smtp_host",
+            "smtp_port",
+            "tls",
+            "username",
+            "password_file",
+            "password_env",
+            "password_credential",
+            "password",
+            "from",
+            "to",
+        ],
+    ),
+    ("whatsapp", &["via", "chat_ids"]),
+];
+const DEFAULT_TELEGRAM_API_BASE: &str = "https://api.telegram.org";
+const MAX_RATE_LIMIT_PER_MINUTE: i64 = 100_000;
+const SLACK_INLINE_WARNING: &str = "the Slack webhook URL is a secret (anyone who has it can post \
+     to the channel) and is written inline in the config file; use url_file or url_credential \
+     instead";
 
 /// Problems and warnings found while validating.
 pub(super) struct Report {
@@ -85,7 +144,7 @@ pub(super) fn build(
         &InstanceSettings::default(),
         &mut report,
     );
-    let channels = channels(&raw.channels, &ctx, &mut report);
+    let channels = channels(&raw.channels, &raw.instances, &ctx, &mut report);
     let instances = instances(&raw.instances, &raw.channels, &defaults, &ctx, &mut report);
 
     if raw.instances.is_empty() {
@@ -209,6 +268,7 @@ fn daemon(raw: &RawDaemon, ctx: &SecretContext<'_>, report: &mut Report) -> Daem
         env: raw.admin_token_env.as_deref(),
         credential: raw.admin_token_credential.as_deref(),
         inline: raw.admin_token.as_ref().map(|s| &s.0),
+        inline_warning: None,
     };
     let admin_token = secrets::resolve("daemon", &sources, ctx, report)
         .ok()
@@ -293,14 +353,27 @@ fn settings(
             out.codes_per_episode = n;
         }
     }
+    if let Some(value) = &raw.timezone {
+        if let Some(zone) = report.check(format!("{prefix}.timezone"), values::timezone(value)) {
+            out.timezone = Some(zone);
+        }
+    }
     out
 }
 
 fn channels(
     raw: &[RawChannel],
+    raw_instances: &[RawInstance],
     ctx: &SecretContext<'_>,
     report: &mut Report,
 ) -> Vec<Option<ChannelConfig>> {
+    // `via` checks use every valid instance id as written, so a whatsapp
+    // channel does not also fail when an unrelated key of its instance does.
+    let instance_ids: Vec<u64> = raw_instances
+        .iter()
+        .filter_map(|inst| inst.id.as_ref())
+        .filter_map(|id| values::instance_id(id).ok())
+        .collect();
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, ch) in raw.iter().enumerate() {
@@ -338,7 +411,20 @@ fn channels(
             None => DEFAULT_CHANNEL_TIMEOUT,
         };
 
-        let kind = match ch.kind.as_deref() {
+        let rate_limit_per_minute = ch.rate_limit_per_minute.as_ref().and_then(|value| {
+            report
+                .check(
+                    format!("{prefix}.rate_limit_per_minute"),
+                    values::integer(value, 1, MAX_RATE_LIMIT_PER_MINUTE),
+                )
+                .and_then(|n| u32::try_from(n).ok())
+        });
+
+        let type_name = ch.kind.as_deref();
+        let known_type = type_name.filter(|t| TYPE_KEYS.iter().any(|(known, _)| known == t));
+        let templates = templates(&prefix, known_type, ch.templates.as_ref(), report);
+
+        let kind = match type_name {
             None => {
                 report.error(
                     format!("{prefix}.type"),
@@ -346,25 +432,17 @@ fn channels(
                 );
                 None
             }
-            Some("webhook") => webhook(&prefix, ch, ctx, report),
-            Some("console") => {
-                let extra = [
-                    ("url", ch.url.is_some()),
-                    ("secret_file", ch.secret_file.is_some()),
-                    ("secret_env", ch.secret_env.is_some()),
-                    ("secret_credential", ch.secret_credential.is_some()),
-                    ("secret", ch.secret.is_some()),
-                ];
-                for (key, present) in extra {
-                    if present {
-                        report.error(
-                            format!("{prefix}.{key}"),
-                            "not allowed for a console channel (it takes only name, type \
-                             and timeout)",
-                        );
-                    }
+            Some(t) if known_type.is_some() => {
+                foreign_keys(&prefix, t, ch, report);
+                match t {
+                    "webhook" => webhook(&prefix, ch, ctx, report),
+                    "console" => Some(ChannelKind::Console),
+                    "telegram" => telegram(&prefix, ch, ctx, report),
+                    "slack" => slack(&prefix, ch, ctx, report),
+                    "email" => email(&prefix, ch, ctx, report),
+                    "whatsapp" => whatsapp(&prefix, ch, &instance_ids, report),
+                    _ => unreachable!("channel type {t:?} is in TYPE_KEYS but has no builder"),
                 }
-                Some(ChannelKind::Console)
             }
             Some(other) => {
                 report.error(
@@ -380,8 +458,8 @@ fn channels(
                 Some(ChannelConfig {
                     name,
                     attempt_timeout,
-                    rate_limit_per_minute: None,
-                    templates: Default::default(),
+                    rate_limit_per_minute,
+                    templates,
                     kind,
                 })
             }
@@ -391,13 +469,130 @@ fn channels(
     out
 }
 
+/// "an email channel", "a slack channel".
+fn a_channel(type_name: &str) -> String {
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_name} channel")
+}
+
+/// `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Reports every key of `ch` that `type_name` does not take, naming the
+/// type(s) it belongs to and what the type does take.
+fn foreign_keys(prefix: &str, type_name: &str, ch: &RawChannel, report: &mut Report) {
+    let allowed: &[&str] = TYPE_KEYS
+        .iter()
+        .find(|(t, _)| *t == type_name)
+        .map_or(&[], |(_, keys)| *keys);
+    for key in ch.specific_keys() {
+        if allowed.contains(&key) {
+            continue;
+        }
+        let owners: Vec<&str> = TYPE_KEYS
+            .iter()
+            .filter(|(_, keys)| keys.contains(&key))
+            .map(|(t, _)| *t)
+            .collect();
+        let takes = if allowed.is_empty() {
+            format!("only {}", and_list(&COMMON_CHANNEL_KEYS))
+        } else {
+            let all: Vec<&str> = COMMON_CHANNEL_KEYS.iter().chain(allowed).copied().collect();
+            and_list(&all)
+        };
+        report.error(
+            format!("{prefix}.{key}"),
+            format!(
+                "not allowed for {} ({key} is a key of {} channels; {} takes {takes})",
+                a_channel(type_name),
+                and_list(&owners),
+                a_channel(type_name),
+            ),
+        );
+    }
+}
+
+/// `[channel.templates]`: each given template must compile; `subject` only
+/// for email channels (not checked when the type itself is missing or
+/// unknown: that is reported already).
+fn templates(
+    prefix: &str,
+    type_name: Option<&str>,
+    raw: Option<&RawTemplates>,
+    report: &mut Report,
+) -> TemplateOverrides {
+    let Some(raw) = raw else {
+        return TemplateOverrides::default();
+    };
+    let mut check = |name: &str, source: &Option<String>| -> Option<String> {
+        let source = source.as_ref()?;
+        report
+            .check(
+                format!("{prefix}.templates.{name}"),
+                values::template(source),
+            )
+            .map(|()| source.clone())
+    };
+    let out = TemplateOverrides {
+        code: check("code", &raw.code),
+        linked: check("linked", &raw.linked),
+        paused: check("paused", &raw.paused),
+        alert: check("alert", &raw.alert),
+        resumed: check("resumed", &raw.resumed),
+        subject: check("subject", &raw.subject),
+    };
+    if let Some(t) = type_name.filter(|t| *t != "email" && raw.subject.is_some()) {
+        report.error(
+            format!("{prefix}.templates.subject"),
+            format!(
+                "only email channels have a subject (this is {}); its templates are code, \
+                 linked, paused, alert and resumed",
+                a_channel(t)
+            ),
+        );
+    }
+    out
+}
+
+/// A secret that must be given: `Some` when loaded, `None` when missing
+/// (reported, with `what` saying what it is) or invalid (reported).
+fn required_secret(
+    prefix: &str,
+    sources: &Sources<'_>,
+    what: &str,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Option<secrets::Loaded> {
+    match secrets::resolve(prefix, sources, ctx, report) {
+        Ok(Some(loaded)) => Some(loaded),
+        Ok(None) => {
+            report.error(
+                format!("{prefix}.{}", sources.base),
+                format!("missing: {what}; set exactly one of {}", sources.choices()),
+            );
+            None
+        }
+        Err(()) => None,
+    }
+}
+
 fn webhook(
     prefix: &str,
     ch: &RawChannel,
     ctx: &SecretContext<'_>,
     report: &mut Report,
 ) -> Option<ChannelKind> {
-    let url = match ch.url.as_deref() {
+    let url = match &ch.url {
         None => {
             report.error(
                 format!("{prefix}.url"),
@@ -405,7 +600,10 @@ fn webhook(
             );
             None
         }
-        Some(url) => report.check(format!("{prefix}.url"), values::http_url(url)),
+        Some(url) => report.check(
+            format!("{prefix}.url"),
+            values::http_url(url.0.expose_secret()),
+        ),
     };
     let sources = Sources {
         base: "secret",
@@ -413,22 +611,293 @@ fn webhook(
         env: ch.secret_env.as_deref(),
         credential: ch.secret_credential.as_deref(),
         inline: ch.secret.as_ref().map(|s| &s.0),
+        inline_warning: None,
     };
     let secret = match secrets::resolve(prefix, &sources, ctx, report) {
         Err(()) => return None,
         Ok(None) => None,
-        Ok(Some(loaded)) => {
-            use secrecy::ExposeSecret as _;
-            match secrets::decode_webhook_secret(loaded.value.expose_secret()) {
-                Ok(secret) => Some(secret),
-                Err(problem) => {
-                    report.error(loaded.key, problem.to_string());
-                    return None;
-                }
+        Ok(Some(loaded)) => match secrets::decode_webhook_secret(loaded.value.expose_secret()) {
+            Ok(secret) => Some(secret),
+            Err(problem) => {
+                report.error(loaded.key, problem.to_string());
+                return None;
             }
-        }
+        },
     };
     url.map(|url| ChannelKind::Webhook { url, secret })
+}
+
+fn telegram(
+    prefix: &str,
+    ch: &RawChannel,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Option<ChannelKind> {
+    let sources = Sources {
+        base: "bot_token",
+        file: ch.bot_token_file.as_deref(),
+        env: ch.bot_token_env.as_deref(),
+        credential: ch.bot_token_credential.as_deref(),
+        inline: ch.bot_token.as_ref().map(|s| &s.0),
+        inline_warning: None,
+    };
+    let bot_token = required_secret(
+        prefix,
+        &sources,
+        "a telegram channel needs its bot's token (from @BotFather)",
+        ctx,
+        report,
+    );
+    let chat_id = match &ch.chat_id {
+        None => {
+            report.error(
+                format!("{prefix}.chat_id"),
+                "missing: the chat to send to, a numeric id (e.g. -1001234567890) or \
+                 \"@channelusername\"",
+            );
+            None
+        }
+        Some(value) => report.check(format!("{prefix}.chat_id"), values::telegram_chat_id(value)),
+    };
+    let api_base = match ch.api_base.as_deref() {
+        None => Some(DEFAULT_TELEGRAM_API_BASE.to_owned()),
+        Some(url) => report.check(format!("{prefix}.api_base"), values::http_url(url)),
+    };
+    Some(ChannelKind::Telegram {
+        bot_token: bot_token?.value,
+        chat_id: chat_id?,
+        api_base: api_base?,
+    })
+}
+
+fn slack(
+    prefix: &str,
+    ch: &RawChannel,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Option<ChannelKind> {
+    let sources = Sources {
+        base: "url",
+        file: ch.url_file.as_deref(),
+        env: ch.url_env.as_deref(),
+        credential: ch.url_credential.as_deref(),
+        inline: ch.url.as_ref().map(|s| &s.0),
+        inline_warning: Some(SLACK_INLINE_WARNING),
+    };
+    let loaded = required_secret(
+        prefix,
+        &sources,
+        "a slack channel needs its incoming-webhook URL",
+        ctx,
+        report,
+    )?;
+    // http_url's messages never quote the URL.
+    if let Err(problem) = values::http_url(loaded.value.expose_secret()) {
+        report.error(
+            loaded.key,
+            format!("{problem} (the URL is a secret: it is not shown)"),
+        );
+        return None;
+    }
+    Some(ChannelKind::Slack { url: loaded.value })
+}
+
+fn email(
+    prefix: &str,
+    ch: &RawChannel,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Option<ChannelKind> {
+    let smtp_host = match ch.smtp_host.as_deref() {
+        None => {
+            report.error(
+                format!("{prefix}.smtp_host"),
+                "missing: the SMTP server's host name, e.g. smtp_host = \"smtp.example.com\"",
+            );
+            None
+        }
+        Some(host) => report.check(format!("{prefix}.smtp_host"), values::smtp_host(host)),
+    };
+    let tls = match ch.tls.as_deref() {
+        None | Some("starttls") => Some(EmailTls::StartTls),
+        Some("tls") => Some(EmailTls::Tls),
+        Some("none") => Some(EmailTls::None),
+        Some(other) => {
+            report.error(
+                format!("{prefix}.tls"),
+                format!("must be \"none\", \"starttls\" or \"tls\" (got {other:?})"),
+            );
+            None
+        }
+    };
+    let smtp_port = match &ch.smtp_port {
+        None => tls.map(|tls| match tls {
+            EmailTls::None => 25,
+            EmailTls::StartTls => 587,
+            EmailTls::Tls => 465,
+        }),
+        Some(value) => report
+            .check(
+                format!("{prefix}.smtp_port"),
+                values::integer(value, 1, 65_535),
+            )
+            .and_then(|port| u16::try_from(port).ok()),
+    };
+    let username = match ch.username.as_deref() {
+        Some(name) if name.trim().is_empty() => {
+            report.error(
+                format!("{prefix}.username"),
+                "must not be empty (remove it to send without SMTP authentication)",
+            );
+            None
+        }
+        other => other.map(str::to_owned),
+    };
+    let sources = Sources {
+        base: "password",
+        file: ch.password_file.as_deref(),
+        env: ch.password_env.as_deref(),
+        credential: ch.password_credential.as_deref(),
+        inline: ch.password.as_ref().map(|s| &s.0),
+        inline_warning: None,
+    };
+    let password = match (&ch.username, sources.given_key()) {
+        (None, None) => None,
+        (None, Some(key)) => {
+            report.error(
+                format!("{prefix}.{key}"),
+                "given without username: SMTP authentication needs both (set username, or \
+                 remove the password)",
+            );
+            None
+        }
+        (Some(_), _) => required_secret(
+            prefix,
+            &sources,
+            "username is set, so SMTP authentication needs a password",
+            ctx,
+            report,
+        )
+        .map(|loaded| loaded.value),
+    };
+    if tls == Some(EmailTls::None) && password.is_some() {
+        report.warn(
+            &format!("{prefix}.tls"),
+            "is \"none\": the SMTP password is sent in clear text; use \"starttls\" or \"tls\"",
+        );
+    }
+    let from = match ch.from.as_deref() {
+        None => {
+            report.error(
+                format!("{prefix}.from"),
+                "missing: the sender, e.g. from = \"relinkd <relinkd@example.com>\"",
+            );
+            None
+        }
+        Some(text) => report.check(format!("{prefix}.from"), values::mailbox(text)),
+    };
+    let to = match ch.to.as_deref() {
+        None => {
+            report.error(
+                format!("{prefix}.to"),
+                "missing: the recipients, e.g. to = [\"ops@example.com\"]",
+            );
+            None
+        }
+        Some([]) => {
+            report.error(
+                format!("{prefix}.to"),
+                "must list at least one recipient, e.g. to = [\"ops@example.com\"]",
+            );
+            None
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(j, text)| report.check(format!("{prefix}.to[{j}]"), values::mailbox(text)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Option<Vec<String>>>(),
+    };
+    Some(ChannelKind::Email {
+        smtp_host: smtp_host?,
+        smtp_port: smtp_port?,
+        tls: tls?,
+        username,
+        password,
+        from: from?,
+        to: to?,
+    })
+}
+
+fn whatsapp(
+    prefix: &str,
+    ch: &RawChannel,
+    instance_ids: &[u64],
+    report: &mut Report,
+) -> Option<ChannelKind> {
+    let via = match &ch.via {
+        None => {
+            report.error(
+                format!("{prefix}.via"),
+                "missing: the id of the [[instance]] that sends the messages, e.g. \
+                 via = 1101000001",
+            );
+            None
+        }
+        Some(value) => report
+            .check(format!("{prefix}.via"), values::instance_ref(value))
+            .and_then(|id| {
+                if instance_ids.contains(&id) {
+                    return Some(id);
+                }
+                let known = if instance_ids.is_empty() {
+                    "no [[instance]] is configured".to_owned()
+                } else {
+                    let ids: Vec<String> = instance_ids.iter().map(u64::to_string).collect();
+                    format!("configured ids: {}", ids.join(", "))
+                };
+                report.error(
+                    format!("{prefix}.via"),
+                    format!("no [[instance]] has id {id}; {known}"),
+                );
+                None
+            }),
+    };
+    let chat_ids = match ch.chat_ids.as_deref() {
+        None => {
+            report.error(
+                format!("{prefix}.chat_ids"),
+                "missing: the chats to send to, e.g. chat_ids = [\"79001234567@c.us\"]",
+            );
+            None
+        }
+        Some([]) => {
+            report.error(
+                format!("{prefix}.chat_ids"),
+                "must list at least one chat, e.g. chat_ids = [\"79001234567@c.us\"]",
+            );
+            None
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(j, id)| {
+                report
+                    .check(
+                        format!("{prefix}.chat_ids[{j}]"),
+                        values::whatsapp_chat_id(id),
+                    )
+                    .map(|()| id.clone())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Option<Vec<String>>>(),
+    };
+    Some(ChannelKind::Whatsapp {
+        via: via?,
+        chat_ids: chat_ids?,
+    })
 }
 
 fn instances(
@@ -443,6 +912,15 @@ fn instances(
     let channel_names: Vec<&str> = raw_channels
         .iter()
         .filter_map(|c| c.name.as_deref())
+        .collect();
+    // Whatsapp channels by name, with the instance they send through.
+    let whatsapp_via: HashMap<&str, u64> = raw_channels
+        .iter()
+        .filter(|c| c.kind.as_deref() == Some("whatsapp"))
+        .filter_map(|c| {
+            let via = values::instance_ref(c.via.as_ref()?).ok()?;
+            Some((c.name.as_deref()?, via))
+        })
         .collect();
     let known_channels = if channel_names.is_empty() {
         "no [[channel]] is configured".to_owned()
@@ -521,6 +999,7 @@ fn instances(
             env: inst.api_token_env.as_deref(),
             credential: inst.api_token_credential.as_deref(),
             inline: inst.api_token.as_ref().map(|s| &s.0),
+            inline_warning: None,
         };
         let api_token = match secrets::resolve(&prefix, &sources, ctx, report) {
             Ok(Some(loaded)) => Some(loaded.value),
@@ -564,6 +1043,18 @@ fn instances(
             Some(list) => {
                 let mut ok = true;
                 for (j, name) in list.iter().enumerate() {
+                    if id.is_some()
+                        && whatsapp_via.get(name.as_str()) == id.as_ref()
+                        && !list[..j].contains(name)
+                    {
+                        report.warn(
+                            &format!("{prefix}.channels"),
+                            &format!(
+                                "channel {name:?} sends through this instance itself; relinkd \
+                                 skips it for this instance's own messages"
+                            ),
+                        );
+                    }
                     if !channel_names.contains(&name.as_str()) {
                         report.error(
                             format!("{prefix}.channels"),

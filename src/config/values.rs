@@ -172,3 +172,147 @@ pub(super) fn channel_name(text: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// An IANA time zone name known to the bundled tz database, e.g.
+/// "Europe/London" or "UTC". Returns the database's spelling of it.
+pub(super) fn timezone(value: &Value) -> Result<String, String> {
+    const HINT: &str = "an IANA name such as \"Europe/London\", \"America/New_York\" or \"UTC\"";
+    let Value::String(name) = value else {
+        return Err(format!("must be {HINT} (got {})", describe(value)));
+    };
+    match jiff::tz::TimeZone::get(name) {
+        Ok(zone) => Ok(zone.iana_name().unwrap_or(name).to_owned()),
+        Err(_) => Err(format!("unknown time zone {name:?} (expected {HINT})")),
+    }
+}
+
+/// A Telegram chat id: a TOML integer (negative for groups and channels,
+/// e.g. -1001234567890), a string holding one, or `"@channelusername"` (5 to
+/// 32 of `[A-Za-z0-9_]` after the `@`). Returned as a string.
+pub(super) fn telegram_chat_id(value: &Value) -> Result<String, String> {
+    const EXPECTED: &str = "must be a numeric chat id such as -1001234567890, or \"@\" and a \
+                            public chat's username (5 to 32 of A-Z, a-z, 0-9 and '_')";
+    let id = match value {
+        Value::Integer(i) => *i,
+        Value::String(s) => {
+            if let Some(username) = s.strip_prefix('@') {
+                let ok = (5..=32).contains(&username.len())
+                    && username
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                return if ok {
+                    Ok(s.clone())
+                } else {
+                    Err(format!("{EXPECTED} (got {s:?})"))
+                };
+            }
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{EXPECTED} (got {s:?})"))?
+        }
+        other => return Err(format!("{EXPECTED} (got {})", describe(other))),
+    };
+    if id == 0 {
+        return Err(format!("{EXPECTED} (got 0, which is no chat)"));
+    }
+    Ok(id.to_string())
+}
+
+/// A WhatsApp chat id as GREEN-API takes it: `<7 to 15 digits>@c.us` (a
+/// person, international number without `+`) or `<digits and dashes>@g.us`
+/// (a group).
+pub(super) fn whatsapp_chat_id(text: &str) -> Result<(), String> {
+    if let Some(number) = text.strip_suffix("@c.us") {
+        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+            return if (7..=15).contains(&number.len()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a person's number before @c.us must be 7 to 15 digits (got {} in {text:?})",
+                    number.len()
+                ))
+            };
+        }
+    } else if let Some(group) = text.strip_suffix("@g.us") {
+        let ok = group.starts_with(|c: char| c.is_ascii_digit())
+            && group.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if ok {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "must be \"<number>@c.us\" for a person (7 to 15 digits, international form \
+         without +, e.g. \"79001234567@c.us\") or \"<group id>@g.us\" for a group (digits \
+         and dashes, e.g. \"120363043968066561@g.us\"); got {text:?}"
+    ))
+}
+
+/// An email mailbox: `relinkd@example.com` or `relinkd <relinkd@example.com>`.
+/// Returns it as lettre writes it.
+pub(super) fn mailbox(text: &str) -> Result<String, String> {
+    text.parse::<lettre::message::Mailbox>()
+        .map(|mailbox| mailbox.to_string())
+        .map_err(|_| {
+            format!(
+                "not a valid mailbox {text:?} (expected an address such as \
+                 \"relinkd@example.com\" or \"relinkd <relinkd@example.com>\")"
+            )
+        })
+}
+
+/// An SMTP server's host name or IP address: not empty, no whitespace, not a
+/// URL.
+pub(super) fn smtp_host(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err(
+            "must not be empty: the SMTP server's host name, e.g. \"smtp.example.com\"".to_owned(),
+        );
+    }
+    if text.chars().any(char::is_whitespace) {
+        return Err(format!("must not contain spaces (got {text:?})"));
+    }
+    if text.contains("://") {
+        return Err(format!(
+            "must be a host name such as \"smtp.example.com\", not a URL (got {text:?}; \
+             set the port with smtp_port and the encryption with tls)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// The id of a configured instance, as a TOML integer (whatsapp `via`).
+pub(super) fn instance_ref(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Integer(i) if *i > 0 => u64::try_from(*i).map_err(|_| "out of range".to_owned()),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "must be a TOML integer, not a string (write {s} without quotes)"
+        )),
+        other => Err(format!(
+            "must be the id (idInstance, a positive integer) of a configured [[instance]] \
+             (got {})",
+            describe(other)
+        )),
+    }
+}
+
+/// A minijinja template: must compile. The message is minijinja's, with the
+/// line of the template it refers to.
+pub(super) fn template(source: &str) -> Result<(), String> {
+    if source.trim().is_empty() {
+        return Err("must not be empty (remove the key to use the default text)".to_owned());
+    }
+    let env = minijinja::Environment::empty();
+    match env.template_from_str(source) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mut message = format!("not a valid template: {}", e.kind());
+            if let Some(detail) = e.detail() {
+                message.push_str(&format!(": {detail}"));
+            }
+            if let Some(line) = e.line() {
+                message.push_str(&format!(" (line {line})"));
+            }
+            Err(message)
+        }
+    }
+}
