@@ -406,3 +406,101 @@ async fn bot_tokens_and_webhook_urls_never_reach_the_logs() {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn whatsapp_retries_a_vendor_5xx_and_does_not_retry_a_4xx() {
+    use relinkd::sim::{Fault, FaultKind};
+    let (sim, sim_addr) =
+        start_sim(secs(150), &["notAuthorized", "authorized", "notAuthorized"]).await;
+    let via = FIRST_ID + 1;
+    sim.set_fault(
+        via,
+        Fault {
+            method: Some("sendMessage".into()),
+            latency: None,
+            kind: FaultKind::Status {
+                code: 502,
+                body: "bad gateway".into(),
+            },
+            times: Some(1),
+        },
+    );
+    let toml = config_toml(
+        sim_addr,
+        LINKING,
+        &whatsapp(via),
+        &[(0, "\"wa\""), (1, "\"wa\"")],
+    );
+    let (config, _dir) = load_config(&toml);
+    let daemon = Daemon::start(config).await;
+    wait(secs(20)).await;
+    assert_eq!(sim.sent_messages(via).len(), 2, "delivered after the 502");
+    assert_eq!(daemon.metrics.deliveries.count("wa", "success", "none"), 1);
+    daemon.stop().await;
+
+    sim.set_fault(
+        via,
+        Fault {
+            method: Some("sendMessage".into()),
+            latency: None,
+            kind: FaultKind::Status {
+                code: 400,
+                body: "Validation failed. Details: chatId".into(),
+            },
+            times: None,
+        },
+    );
+    let toml = config_toml(
+        sim_addr,
+        LINKING,
+        &whatsapp(via),
+        &[(2, "\"wa\""), (1, "\"wa\"")],
+    );
+    let (config, _dir) = load_config(&toml);
+    let daemon = Daemon::start(config).await;
+    wait(secs(20)).await;
+    let tries = sim
+        .calls(via)
+        .iter()
+        .filter(|c| c.method == "sendMessage" && c.status == 400)
+        .count();
+    assert_eq!(tries, 1, "a 4xx is final");
+    assert_eq!(
+        daemon.metrics.deliveries.count("wa", "failure", "client"),
+        1
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slack_delivery_that_cannot_succeed_before_expiry_is_dropped_as_expired() {
+    let (_sim, sim_addr) = start_sim(secs(10), &["notAuthorized"]).await;
+    let (hooks, hooks_addr) = Receiver::start().await;
+    hooks.script(vec![Answer::with_body(500, "internal"); 6]);
+    let url = format!("http://{hooks_addr}/services/T/B/x");
+    let defaults = "code_ttl = \"10s\"\ncodes_per_episode = 1\ncooldown = \"1h\"";
+    let toml = config_toml(
+        sim_addr,
+        defaults,
+        &slack("slack", "url"),
+        &[(0, "\"slack\"")],
+    );
+    let (config, _dir) = load_config_with_files(&toml, &[("url", &url)]);
+    let daemon = Daemon::start(config).await;
+    wait(secs(15)).await;
+    assert_eq!(
+        daemon
+            .metrics
+            .deliveries
+            .count("slack", "failure", "expired"),
+        1
+    );
+    assert!(
+        !hooks.accepted().iter().any(|r| r.json["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("linking code")),
+        "no code went out late"
+    );
+    daemon.stop().await;
+}
