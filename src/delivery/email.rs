@@ -11,7 +11,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+use super::{Notification, Reason, SendError, Templates};
 use crate::config::{ChannelKind, EmailTls};
 
 pub struct Email {
@@ -111,16 +111,4 @@ fn classify(error: lettre::transport::smtp::Error) -> SendError {
     SendError::new(reason, format!("SMTP: {error}"))
 }
 
-impl Channel for Email {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn attempt_timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.attempt(notification))
-    }
-}
+channel_from_attempt!(Email);

@@ -2,6 +2,29 @@
 //! retry loop around it (Alertmanager's split), bounded by a deadline because
 //! a code is useless once it expires, and paced by the channel's rate limit.
 
+/// `impl Channel` for a channel type with `name` and `timeout` fields and an
+/// `async fn attempt(&self, &Notification) -> Result<(), SendError>`.
+macro_rules! channel_from_attempt {
+    ($ty:ty) => {
+        impl $crate::delivery::Channel for $ty {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn attempt_timeout(&self) -> std::time::Duration {
+                self.timeout
+            }
+
+            fn send<'a>(
+                &'a self,
+                notification: &'a $crate::delivery::Notification,
+            ) -> $crate::delivery::BoxFuture<'a, Result<(), $crate::delivery::SendError>> {
+                Box::pin(self.attempt(notification))
+            }
+        }
+    };
+}
+
 mod console;
 mod email;
 mod http;

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::http::{check_status, retry_after, transport_error};
-use super::{BoxFuture, Channel, Notification, SendError, Templates};
+use super::{Notification, SendError, Templates};
 
 pub struct Slack {
     name: String,
@@ -63,16 +63,4 @@ impl Slack {
     }
 }
 
-impl Channel for Slack {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn attempt_timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.attempt(notification))
-    }
-}
+channel_from_attempt!(Slack);

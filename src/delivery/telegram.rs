@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::http::{check_status, retry_after, transport_error};
-use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+use super::{Notification, Reason, SendError, Templates};
 
 pub struct Telegram {
     name: String,
@@ -90,16 +90,4 @@ impl Telegram {
     }
 }
 
-impl Channel for Telegram {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn attempt_timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.attempt(notification))
-    }
-}
+channel_from_attempt!(Telegram);

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::http::{check_status, retry_after, transport_error};
-use super::{BoxFuture, Channel, Notification, SendError, Templates, WebhookSigner};
+use super::{Notification, SendError, Templates, WebhookSigner};
 
 pub struct Webhook {
     name: String,
@@ -64,16 +64,4 @@ impl Webhook {
     }
 }
 
-impl Channel for Webhook {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn attempt_timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.attempt(notification))
-    }
-}
+channel_from_attempt!(Webhook);
