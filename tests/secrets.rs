@@ -29,6 +29,17 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
+const TG_TOKEN: &str = "123456:tg-secret-token-AAAA";
+
+/// Instance 0 with channels `names`, and the channel definitions.
+fn channel_config(sim: std::net::SocketAddr, channels: &str, names: &str) -> String {
+    format!(
+        "[daemon]\nlisten = \"127.0.0.1:0\"\n[defaults]\ncode_ttl = \"150s\"\n{channels}\n\
+         [[instance]]\nid = {FIRST_ID}\nname = \"line-0\"\napi_url = \"http://{sim}\"\n\
+         api_token_env = \"GREENAPI_TOKEN\"\nphone = 441234500000\nchannels = [{names}]\n"
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_token_or_code_appears_in_logs_at_any_level() {
     let capture = Capture::default();
@@ -105,5 +116,54 @@ async fn no_token_or_code_appears_in_logs_at_any_level() {
     assert!(codes.len() >= 3);
     for code in codes {
         assert!(!logs.contains(&code), "a code leaked into the logs");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bot_tokens_and_webhook_urls_never_reach_the_logs() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (_sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
+    let (api, api_addr) = Receiver::start().await;
+    api.script(vec![Answer::status(500), Answer::status(401)]);
+    let (hooks, hooks_addr) = Receiver::start().await;
+    hooks.script(vec![Answer::status(500), Answer::status(403)]);
+    let slack_url = format!("http://{hooks_addr}/services/T/B/slack-url-secret");
+    // A closed port: transport errors carry no URL either.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let gone_url = format!("http://{closed_addr}/services/T/B/gone-url-secret");
+    let channels = format!(
+        "[[channel]]\nname = \"tg\"\ntype = \"telegram\"\nbot_token_file = \"tg-token\"\n\
+         chat_id = -1001234567890\napi_base = \"http://{api_addr}\"\n\
+         [[channel]]\nname = \"slack\"\ntype = \"slack\"\nurl_file = \"url\"\n\
+         [[channel]]\nname = \"gone\"\ntype = \"slack\"\nurl_file = \"gone-url\"\n"
+    );
+    let toml = channel_config(sim_addr, &channels, "\"tg\", \"slack\", \"gone\"");
+    let (config, _dir) = load_config_with_files(
+        &toml,
+        &[
+            ("tg-token", TG_TOKEN),
+            ("url", &slack_url),
+            ("gone-url", &gone_url),
+        ],
+    );
+    let daemon = Daemon::start(config).await;
+    wait(secs(200)).await;
+    daemon.stop().await;
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("notification not delivered"),
+        "the failures were logged"
+    );
+    for secret in [TG_TOKEN, "slack-url-secret", "gone-url-secret", TOKEN] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }
