@@ -234,11 +234,6 @@ impl Control {
             tracing::warn!("{warning}");
         }
         self.warn_about_restart_only_changes(&new);
-        for old in &self.config.channels {
-            if !new.channels.iter().any(|c| c.name == old.name) {
-                self.metrics.deliveries.remove_channel(&old.name);
-            }
-        }
         let dispatcher =
             match Dispatcher::from_config(&new, &self.client, &self.http, &self.metrics) {
                 Ok(dispatcher) => dispatcher,
@@ -250,9 +245,15 @@ impl Control {
                     return Err(error.to_string());
                 }
             };
+        // Only now that the new channels are built do the old series go.
+        for old in &self.config.channels {
+            if !new.channels.iter().any(|c| c.name == old.name) {
+                self.metrics.deliveries.remove_channel(&old.name);
+            }
+        }
         let (changes, summary) = {
             let mut fleet = self.fleet.lock().await;
-            let changes = fleet.reconcile(&new, dispatcher);
+            let changes = fleet.reconcile(&new, dispatcher).await;
             (changes, fleet.summary())
         };
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
@@ -324,12 +325,18 @@ async fn report_health(
             _ = ticker.tick() => {}
             () = stop.cancelled() => return,
         }
-        let (summary, overdue) = {
+        let (summary, overdue, stopped) = {
             let fleet = fleet.lock().await;
-            (fleet.summary().to_string(), fleet.overdue(Instant::now()))
+            (
+                fleet.summary().to_string(),
+                fleet.overdue(Instant::now()),
+                fleet.stopped(),
+            )
         };
         let completed = client.completed();
-        let progressing = overdue.is_empty() || completed != last_completed;
+        // A supervisor that stopped (it never should) leaves its instance
+        // unwatched: let systemd restart relinkd.
+        let progressing = stopped.is_empty() && (overdue.is_empty() || completed != last_completed);
         last_completed = completed;
         if summary != last_status {
             notifier.status(&summary);

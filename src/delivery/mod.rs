@@ -139,6 +139,9 @@ pub trait Channel: Send + Sync {
     }
 }
 
+/// The longest wait a `Retry-After` can impose (past any deadline anyway).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
+
 /// Retry schedule of one notification on one channel.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -461,7 +464,11 @@ async fn notify(
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
             .min(retry.max_delay)
             .mul_f64(0.8 + 0.4 * rand::random::<f64>());
-        let delay = error.retry_after.map_or(backoff, |r| r.max(backoff));
+        // A bogus Retry-After must not overflow the deadline arithmetic.
+        let delay = error
+            .retry_after
+            .map_or(backoff, |r| r.max(backoff))
+            .min(MAX_RETRY_WAIT);
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
             let detail = format!("last attempt: {error}");

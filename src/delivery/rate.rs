@@ -69,10 +69,10 @@ impl RateGate {
             return;
         };
         if is_code {
-            inner.codes_waiting.fetch_add(1, Ordering::AcqRel);
+            // The guard un-counts the code even if this wait is cancelled
+            // (deadline, episode over, shutdown): notices must not starve.
+            let _waiting = CodeWaiting::new(inner);
             inner.wait_for_slot().await;
-            inner.codes_waiting.fetch_sub(1, Ordering::AcqRel);
-            inner.codes_done.notify_waiters();
             return;
         }
         loop {
@@ -90,6 +90,23 @@ impl RateGate {
                 }
             }
         }
+    }
+}
+
+/// Counts a code as waiting for as long as it lives.
+struct CodeWaiting<'a>(&'a Inner);
+
+impl<'a> CodeWaiting<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.codes_waiting.fetch_add(1, Ordering::AcqRel);
+        Self(inner)
+    }
+}
+
+impl Drop for CodeWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.codes_waiting.fetch_sub(1, Ordering::AcqRel);
+        self.0.codes_done.notify_waiters();
     }
 }
 
@@ -144,6 +161,18 @@ mod tests {
         };
         let _ = tokio::join!(notice, code);
         assert_eq!(*order.lock().unwrap(), vec!["code", "notice"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_code_wait_does_not_hold_notices_back() {
+        let gate = RateGate::new(Some(1));
+        gate.acquire(false).await; // uses the burst
+        // A code waits, then gives up (its deadline passed).
+        let waited = tokio::time::timeout(Duration::from_secs(5), gate.acquire(true)).await;
+        assert!(waited.is_err());
+        let start = Instant::now();
+        gate.acquire(false).await;
+        assert!(start.elapsed() <= Duration::from_secs(60));
     }
 
     #[tokio::test]

@@ -79,7 +79,7 @@ impl Telegram {
         // Telegram says how long to wait in parameters.retry_after.
         let retry = answer["parameters"]["retry_after"]
             .as_u64()
-            .map(Duration::from_secs)
+            .map(|s| Duration::from_secs(s.min(3600)))
             .or(header_retry);
         let mut error = match check_status(status, retry) {
             Err(error) => error,

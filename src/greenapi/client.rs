@@ -20,6 +20,10 @@ use crate::metrics::ApiMetrics;
 /// state calls and documents nothing for codes; a margin absorbs network jitter.
 pub const MIN_CALL_GAP: Duration = Duration::from_millis(1100);
 
+/// A `Retry-After` longer than this is taken as this: a bogus header must
+/// not park an instance for days (or overflow a deadline).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Vendor error texts are short; anything longer is cut before it reaches a log.
 const MAX_VENDOR_TEXT: usize = 200;
 
@@ -215,26 +219,27 @@ impl InstanceApi {
 
     /// One attempt: pace, send, classify. Records the API metrics.
     async fn call(&self, method: Method, json: Option<Value>) -> Result<Value, ApiError> {
-        self.pace().await;
-        let _permit = self
-            .client
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        // The pacing slot is held until the request actually leaves, so two
+        // callers of one instance (polls, a WhatsApp channel sending through
+        // it) never go out together after waiting for the fleet-wide permit.
+        let _permit = {
+            let mut next = self.next_call.lock().await;
+            tokio::time::sleep_until(*next).await;
+            let permit = self
+                .client
+                .in_flight
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            *next = Instant::now() + MIN_CALL_GAP;
+            permit
+        };
         let started = Instant::now();
-        let result = self.send(method, json).await;
+        let result = self.send(method, json).await.map_err(|e| self.scrub(e));
         let metrics = &self.client.metrics;
         metrics.observe(method, started.elapsed(), result.as_ref().err());
         self.client.completed.fetch_add(1, Ordering::Relaxed);
         result
-    }
-
-    /// Waits until this instance may be called again, then reserves the slot.
-    async fn pace(&self) {
-        let mut next = self.next_call.lock().await;
-        tokio::time::sleep_until(*next).await;
-        *next = Instant::now() + MIN_CALL_GAP;
     }
 
     async fn send(&self, method: Method, json: Option<Value>) -> Result<Value, ApiError> {
@@ -252,27 +257,28 @@ impl InstanceApi {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.scrub(ApiError::from_reqwest(e)))?;
+            .map_err(ApiError::from_reqwest)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.scrub(ApiError::from_reqwest(e)))?;
+            .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER.as_secs())));
+        let bytes = response.bytes().await.map_err(ApiError::from_reqwest)?;
         classify(status, retry_after, &bytes)
     }
 
-    /// Defence in depth: whatever a transport error says, the token is cut out.
+    /// Defence in depth: whatever an error quotes (a transport error, a
+    /// proxy's 404 page echoing the path), the token is cut out.
     fn scrub(&self, err: ApiError) -> ApiError {
+        let token = self.token.expose_secret();
         match err {
-            ApiError::Transport(text) => {
-                ApiError::Transport(text.replace(self.token.expose_secret(), "[token]"))
-            }
+            ApiError::Transport(text) => ApiError::Transport(text.replace(token, "[token]")),
+            ApiError::Client { status, text } => ApiError::Client {
+                status,
+                text: text.replace(token, "[token]"),
+            },
             other => other,
         }
     }
@@ -340,6 +346,11 @@ fn vendor_text(body: &[u8]) -> String {
                 .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned))
         })
         .unwrap_or_else(|| raw.into_owned());
+    // A page that echoes the request path would quote the token: drop the path.
+    let text = match text.find("/waInstance") {
+        Some(at) => format!("{}[path]", &text[..at]),
+        None => text,
+    };
     let mut line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -409,6 +420,12 @@ mod tests {
         );
         // A string `code` is a linking code, not an error.
         assert!(classify(200, None, br#"{"status":true,"code":"GAPI2018"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_page_that_echoes_the_request_path_loses_the_path() {
+        let text = vendor_text(b"Cannot GET /waInstance1101/getStateInstance/secrettoken");
+        assert_eq!(text, "Cannot GET [path]");
     }
 
     #[test]

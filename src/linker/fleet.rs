@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::policy::Policy;
-use super::supervisor::{Command, InstanceSpec, Shared, Supervisor, Update};
+use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{InstanceStatus, InstanceView};
 use crate::config::{Config, InstanceConfig};
 use crate::delivery::{Dispatcher, InstanceRef};
@@ -28,7 +28,8 @@ const START_SPREAD_PER_INSTANCE: Duration = Duration::from_millis(20);
 struct Running {
     config: InstanceConfig,
     api: InstanceApi,
-    commands: mpsc::Sender<Command>,
+    relinks: mpsc::Sender<()>,
+    updates: watch::Sender<Option<Arc<Update>>>,
     task: JoinHandle<()>,
     view: Arc<InstanceView>,
 }
@@ -116,7 +117,7 @@ impl Fleet {
     /// Brings the fleet to `config` with `dispatcher` (built from its
     /// channels): removed instances stop, added ones start, the others get
     /// the new settings and keep their episode.
-    pub fn reconcile(&mut self, config: &Config, dispatcher: Dispatcher) -> Changes {
+    pub async fn reconcile(&mut self, config: &Config, dispatcher: Dispatcher) -> Changes {
         self.dispatcher = dispatcher;
         let mut changes = Changes::default();
         let wanted: HashMap<u64, &InstanceConfig> =
@@ -130,6 +131,8 @@ impl Fleet {
         for id in gone {
             if let Some(running) = self.running.remove(&id) {
                 running.task.abort();
+                // Once it has stopped it cannot publish its record again.
+                let _ = running.task.await;
             }
             self.metrics.remove_instance(id);
             self.board.set(id, None);
@@ -164,9 +167,7 @@ impl Fleet {
                 dispatcher: self.dispatcher.clone(),
                 metrics: self.metrics.instance(instance.id, &instance.name),
             };
-            // A full queue means the supervisor is wedged; the watchdog
-            // will see that. Never block a reload on it.
-            let _ = running.commands.try_send(Command::Update(Box::new(update)));
+            running.updates.send_replace(Some(Arc::new(update)));
         }
         changes
     }
@@ -202,14 +203,19 @@ impl Fleet {
             metrics,
             shared,
         );
-        let (commands, receiver) = mpsc::channel(8);
-        let task = tokio::spawn(supervisor.run(receiver));
+        let (relinks, relink_rx) = mpsc::channel(1);
+        let (updates, update_rx) = watch::channel(None);
+        let task = tokio::spawn(supervisor.run(Inbox {
+            relinks: relink_rx,
+            updates: update_rx,
+        }));
         self.running.insert(
             config.id,
             Running {
                 config,
                 api,
-                commands,
+                relinks,
+                updates,
                 task,
                 view,
             },
@@ -229,7 +235,8 @@ impl Fleet {
     pub fn relink(&self, id: u64) -> bool {
         match self.running.get(&id) {
             Some(running) => {
-                let _ = running.commands.try_send(Command::Relink);
+                // Full means a relink is already pending: as good.
+                let _ = running.relinks.try_send(());
                 true
             }
             None => false,
@@ -266,6 +273,15 @@ impl Fleet {
         self.running
             .iter()
             .filter(|(_, r)| r.view.is_overdue(now) || r.task.is_finished())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Ids of supervisors whose task has ended.
+    pub fn stopped(&self) -> Vec<u64> {
+        self.running
+            .iter()
+            .filter(|(_, r)| r.task.is_finished())
             .map(|(id, _)| *id)
             .collect()
     }

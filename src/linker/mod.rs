@@ -8,5 +8,5 @@ mod view;
 
 pub use fleet::{Changes, Fleet, Summary};
 pub use policy::{Action, Input, MIN_GAP, Notice, Persisted, Phase, Policy};
-pub use supervisor::{Command, InstanceSpec, Shared, Supervisor, Update};
+pub use supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 pub use view::{InstanceStatus, InstanceView};

@@ -40,9 +40,15 @@ pub enum Input {
     CodeNotIssued,
     CodeFailed {
         retry_after: Option<Duration>,
+        /// The request may have reached the vendor (a timeout, a 5xx, an
+        /// unreadable answer): WhatsApp may have made a code, so it counts
+        /// against the budget.
+        may_have_issued: bool,
     },
-    /// Outcome of delivering the outstanding code: did any channel take it?
+    /// Outcome of delivering the code that expires at `expires_at`: did any
+    /// channel take it? (A late report about an older code is ignored.)
     CodeDelivered {
+        expires_at: Instant,
         delivered: bool,
     },
     /// An operator asked for codes now (ends a pause).
@@ -115,6 +121,8 @@ pub struct Policy {
     settings: InstanceSettings,
     phase: Phase,
     observed: Option<InstanceState>,
+    /// A restricted state reported during an episode (told once).
+    alerted: Option<InstanceState>,
     /// Consecutive failed polls.
     poll_failures: u32,
     /// Consecutive code requests without a code; kept apart from polls, which
@@ -132,6 +140,7 @@ impl Policy {
             settings,
             phase: Phase::Watching,
             observed: None,
+            alerted: None,
             poll_failures: 0,
             code_failures: 0,
             next_at: first_poll,
@@ -237,27 +246,46 @@ impl Policy {
                 self.back_off(now, self.poll_failures, retry_after);
                 Vec::new()
             }
-            Input::CodeFailed { retry_after } => {
+            Input::CodeFailed {
+                retry_after,
+                may_have_issued,
+            } => {
+                if may_have_issued {
+                    self.spend_budget();
+                }
                 self.code_failures = self.code_failures.saturating_add(1);
                 self.back_off(now, self.code_failures, retry_after);
                 Vec::new()
             }
             Input::CodeNotIssued => {
+                // `status:false` says no code was received, but not that
+                // none was made: count it, so refusals cannot loop forever.
+                self.spend_budget();
                 self.code_failures = self.code_failures.saturating_add(1);
                 self.back_off(now, self.code_failures, None);
                 Vec::new()
             }
             Input::CodeIssued => self.on_code_issued(now),
-            Input::CodeDelivered { delivered } => {
+            Input::CodeDelivered {
+                expires_at,
+                delivered,
+            } => {
                 if let Phase::Linking {
                     code: Some(code), ..
                 } = &mut self.phase
+                    && code.expires_at == expires_at
                 {
                     code.delivered = Some(delivered);
                 }
                 Vec::new()
             }
             Input::RelinkRequested => self.on_relink(now),
+        }
+    }
+
+    fn spend_budget(&mut self) {
+        if let Phase::Linking { codes_used, .. } = &mut self.phase {
+            *codes_used = codes_used.saturating_add(1);
         }
     }
 
@@ -282,14 +310,20 @@ impl Policy {
 
     fn on_polled(&mut self, state: InstanceState, now: Instant) -> Vec<Action> {
         self.poll_failures = 0;
+        if state == InstanceState::NotAuthorized {
+            self.alerted = None;
+        }
         self.observed = Some(state.clone());
         let mut actions = Vec::new();
         match &state {
             InstanceState::Authorized => {
-                if !matches!(self.phase, Phase::Watching) {
+                // Only an episode ends "linked again"; leaving a restricted
+                // state without one is not a relink.
+                if matches!(self.phase, Phase::Linking { .. } | Phase::Paused { .. }) {
                     actions.push(Action::Notify(Notice::Linked));
                 }
                 self.phase = Phase::Watching;
+                self.alerted = None;
                 self.code_failures = 0;
             }
             InstanceState::NotAuthorized => match &mut self.phase {
@@ -307,12 +341,26 @@ impl Policy {
                 },
                 Phase::Paused { .. } => {}
             },
-            // Told once per restricted state.
-            restricted if restricted.is_alert() && self.phase != Phase::Alerted(state.clone()) => {
-                actions.push(Action::Notify(Notice::Alert {
-                    state: state.clone(),
-                }));
-                self.phase = Phase::Alerted(state.clone());
+            // Told once per restricted state. An episode under way is kept
+            // (its code, budget and pause), so a blip cannot reset them.
+            restricted if restricted.is_alert() => {
+                let told = match &self.phase {
+                    Phase::Alerted(s) => s == restricted,
+                    _ => self.alerted.as_ref() == Some(restricted),
+                };
+                if !told {
+                    actions.push(Action::Notify(Notice::Alert {
+                        state: state.clone(),
+                    }));
+                }
+                match self.phase {
+                    Phase::Watching | Phase::Alerted(_) => {
+                        self.phase = Phase::Alerted(state.clone());
+                    }
+                    Phase::Linking { .. } | Phase::Paused { .. } => {
+                        self.alerted = Some(state.clone());
+                    }
+                }
             }
             // starting, sleepMode, unknown: wait; an outstanding code stays
             // valid until it expires, and no new one is requested.

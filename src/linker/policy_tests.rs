@@ -377,10 +377,10 @@ fn retry_after_is_honoured() {
 }
 
 #[test]
-fn code_refusals_back_off_and_keep_growing_although_polls_succeed() {
+fn code_refusals_back_off_use_the_budget_and_pause_the_episode() {
     let mut h = Harness::new();
     let mut gaps = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         loop {
             if h.poll(InstanceState::NotAuthorized) == vec![Action::RequestCode] {
                 break;
@@ -390,7 +390,87 @@ fn code_refusals_back_off_and_keep_growing_although_polls_succeed() {
         gaps.push(h.gap());
     }
     assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
-    assert_eq!(codes_used(&h.policy), 0, "a refusal uses no budget");
+    assert_eq!(
+        codes_used(&h.policy),
+        3,
+        "a refusal may still have made a code"
+    );
+    let mut paused = false;
+    for _ in 0..5 {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        assert!(!actions.contains(&Action::RequestCode));
+        paused |= matches!(actions.as_slice(), [Action::Notify(Notice::Paused { .. })]);
+    }
+    assert!(paused, "the budget was spent");
+}
+
+#[test]
+fn failed_code_requests_that_may_have_reached_the_vendor_use_the_budget() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+    h.feed(Input::CodeFailed {
+        retry_after: None,
+        may_have_issued: true,
+    });
+    assert_eq!(codes_used(&h.policy), 1);
+    loop {
+        if h.poll(InstanceState::NotAuthorized) == vec![Action::RequestCode] {
+            break;
+        }
+    }
+    h.feed(Input::CodeFailed {
+        retry_after: None,
+        may_have_issued: false,
+    });
+    assert_eq!(codes_used(&h.policy), 1, "an explicit refusal made no code");
+}
+
+#[test]
+fn a_restricted_blip_keeps_the_episode_and_its_valid_code() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    h.wait(10 * S);
+    assert_eq!(
+        h.poll(InstanceState::Blocked),
+        vec![Action::Notify(Notice::Alert {
+            state: InstanceState::Blocked
+        })]
+    );
+    // Back to notAuthorized while the code is still valid: no new code.
+    while h.policy.next_at() < expires_at {
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+    }
+    assert_eq!(codes_used(&h.policy), 1);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+}
+
+#[test]
+fn leaving_a_restricted_state_is_not_a_relink() {
+    let mut h = Harness::new();
+    h.poll(InstanceState::Blocked);
+    assert!(h.poll(InstanceState::Authorized).is_empty());
+}
+
+#[test]
+fn a_late_delivery_report_of_an_older_code_is_ignored() {
+    let mut h = Harness::new();
+    let first = h.get_code();
+    h.now = first;
+    let second = h.get_code();
+    h.feed(Input::CodeDelivered {
+        expires_at: first,
+        delivered: false,
+    });
+    assert!(matches!(
+        h.policy.phase(),
+        Phase::Linking { code: Some(Code { delivered: None, expires_at, .. }), .. } if *expires_at == second
+    ));
 }
 
 #[test]
@@ -459,8 +539,11 @@ fn new_settings_keep_the_episode_and_shorten_a_long_wait() {
 #[test]
 fn a_delivery_outcome_is_recorded_on_the_code() {
     let mut h = Harness::new();
-    h.get_code();
-    h.feed(Input::CodeDelivered { delivered: true });
+    let expires_at = h.get_code();
+    h.feed(Input::CodeDelivered {
+        expires_at,
+        delivered: true,
+    });
     assert!(matches!(
         h.policy.phase(),
         Phase::Linking {
@@ -477,7 +560,10 @@ fn a_delivery_outcome_is_recorded_on_the_code() {
 fn a_restored_episode_waits_out_its_delivered_code_and_keeps_its_budget() {
     let mut h = Harness::new();
     let expires_at = h.get_code();
-    h.feed(Input::CodeDelivered { delivered: true });
+    h.feed(Input::CodeDelivered {
+        expires_at,
+        delivered: true,
+    });
     let saved = h.policy.persisted().expect("an episode is persisted");
     h.wait(30 * S);
     let mut restored = Harness {
@@ -497,8 +583,11 @@ fn a_restored_episode_waits_out_its_delivered_code_and_keeps_its_budget() {
 #[test]
 fn a_restored_undelivered_code_is_not_waited_for() {
     let mut h = Harness::new();
-    h.get_code();
-    h.feed(Input::CodeDelivered { delivered: false });
+    let expires_at = h.get_code();
+    h.feed(Input::CodeDelivered {
+        expires_at,
+        delivered: false,
+    });
     let saved = h.policy.persisted().unwrap();
     let mut restored = Harness {
         policy: Policy::restore(settings(), 7, h.now, saved),

@@ -16,7 +16,7 @@ use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{About, Dispatcher, InstanceRef};
-use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
+use crate::greenapi::{ApiError, CodeReply, InstanceApi, InstanceState};
 use crate::metrics::{CodeMetrics, CodeOutcome, InstanceMetrics};
 use crate::state::{Record, StateBoard};
 
@@ -33,6 +33,7 @@ pub struct InstanceSpec {
 }
 
 /// A reload's new view of an instance; its episode is kept.
+#[derive(Clone)]
 pub struct Update {
     pub spec: InstanceSpec,
     pub settings: InstanceSettings,
@@ -40,10 +41,12 @@ pub struct Update {
     pub metrics: Arc<InstanceMetrics>,
 }
 
-pub enum Command {
-    /// End a pause or poll now (admin API).
-    Relink,
-    Update(Box<Update>),
+/// What the fleet tells a supervisor. Updates go by a `watch` channel
+/// (the latest wins and none is lost to a full queue); relinks by a small
+/// queue (one pending relink is as good as many).
+pub struct Inbox {
+    pub relinks: mpsc::Receiver<()>,
+    pub updates: tokio::sync::watch::Receiver<Option<Arc<Update>>>,
 }
 
 /// What a supervisor shares with the rest of the daemon.
@@ -69,8 +72,9 @@ pub struct Supervisor {
     /// The code just received, held only until it is handed to delivery.
     code: Option<SecretString>,
     code_delivery: Option<AbortHandle>,
-    delivered_tx: mpsc::UnboundedSender<bool>,
-    delivered_rx: mpsc::UnboundedReceiver<bool>,
+    /// Delivery outcomes, tagged with the code's expiry.
+    delivered_tx: mpsc::UnboundedSender<(Instant, bool)>,
+    delivered_rx: mpsc::UnboundedReceiver<(Instant, bool)>,
 }
 
 impl Supervisor {
@@ -99,8 +103,8 @@ impl Supervisor {
         }
     }
 
-    /// Runs until the command sender is dropped.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Runs until the fleet drops its senders.
+    pub async fn run(mut self, mut inbox: Inbox) {
         self.publish();
         loop {
             let next = self.policy.next_at();
@@ -109,25 +113,31 @@ impl Supervisor {
                 .view
                 .expect_progress_by(next.max(Instant::now()) + slack);
             let input = tokio::select! {
-                command = commands.recv() => match command {
+                relink = inbox.relinks.recv() => match relink {
                     None => break,
-                    Some(Command::Relink) => {
+                    Some(()) => {
                         tracing::info!(instance = %self.spec.instance.name, wa_instance = self.spec.instance.id, "relink requested");
                         Input::RelinkRequested
                     }
-                    Some(Command::Update(update)) => {
-                        let Update { spec, settings, dispatcher, metrics } = *update;
+                },
+                changed = inbox.updates.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let update = inbox.updates.borrow_and_update().clone();
+                    if let Some(update) = update {
+                        let Update { spec, settings, dispatcher, metrics } = (*update).clone();
                         self.spec = spec;
                         self.dispatcher = dispatcher;
                         self.metrics = metrics;
                         self.policy.update_settings(settings, Instant::now());
                         self.publish();
-                        continue;
                     }
-                },
-                Some(delivered) = self.delivered_rx.recv() => {
+                    continue;
+                }
+                Some((expires_at, delivered)) = self.delivered_rx.recv() => {
                     self.measure_delivery(delivered);
-                    Input::CodeDelivered { delivered }
+                    Input::CodeDelivered { expires_at, delivered }
                 }
                 () = tokio::time::sleep_until(next) => Input::Due,
             };
@@ -160,6 +170,13 @@ impl Supervisor {
 
     /// Shows the new status and persists the episode if it changed.
     fn publish(&mut self) {
+        let code_expiry = match self.policy.phase() {
+            Phase::Linking {
+                code: Some(code), ..
+            } if code.expires_at > Instant::now() => Some(clock::wall(code.expires_at)),
+            _ => None,
+        };
+        self.metrics.set_code_expiry(code_expiry);
         let started = self.episode_started();
         if started.is_none() {
             self.episode_measured = false;
@@ -269,6 +286,14 @@ impl Supervisor {
                 tracing::warn!(instance = %name, wa_instance = id, reason = error.outcome(), %error, "code request failed; backing off");
                 Input::CodeFailed {
                     retry_after: error.retry_after(),
+                    // Only an explicit refusal proves no code was made.
+                    may_have_issued: !matches!(
+                        error,
+                        ApiError::Unauthorized { .. }
+                            | ApiError::RateLimited { .. }
+                            | ApiError::QuotaExceeded
+                            | ApiError::Client { .. }
+                    ),
                 }
             }
         }
@@ -279,7 +304,9 @@ impl Supervisor {
             return;
         };
         let expiry = clock::wall(expires_at);
-        self.metrics.set_code_expiry(Some(expiry));
+        // Persist the outstanding code before anyone can see it: after a
+        // crash, a delivered code must be waited out, not replaced.
+        self.publish();
         tracing::info!(
             instance = %self.spec.instance.name,
             wa_instance = self.spec.instance.id,
@@ -297,7 +324,7 @@ impl Supervisor {
         let report = self.delivered_tx.clone();
         let task = self.shared.deliveries.spawn(async move {
             let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
-            let _ = report.send(delivered);
+            let _ = report.send((expires_at, delivered));
         });
         self.code_delivery = Some(task.abort_handle());
     }
