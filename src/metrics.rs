@@ -103,8 +103,9 @@ impl Metrics {
             .entry(id)
             .or_insert_with(|| Arc::new(InstanceMetrics::new(name)));
         if entry.name() != name {
-            // Renamed in the config: a new handle keeps the info metric right.
-            *entry = Arc::new(InstanceMetrics::new(name));
+            // Renamed in the config: a new handle for the info metric, with
+            // the counters and the state carried over.
+            *entry = Arc::new(entry.renamed(name));
         }
         entry.clone()
     }
@@ -450,6 +451,27 @@ impl InstanceMetrics {
         &self.name
     }
 
+    /// A copy of these values under another name.
+    fn renamed(&self, name: &str) -> Self {
+        let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        Self {
+            name: name.to_owned(),
+            state: AtomicUsize::new(self.state.load(Ordering::Relaxed)),
+            polls: [copy(&self.polls[0]), copy(&self.polls[1])],
+            codes: [
+                copy(&self.codes[0]),
+                copy(&self.codes[1]),
+                copy(&self.codes[2]),
+            ],
+            code_expiry_unix: copy(&self.code_expiry_unix),
+            relinks: copy(&self.relinks),
+            episodes_paused: copy(&self.episodes_paused),
+            paused: copy(&self.paused),
+            unlinked_since_unix: copy(&self.unlinked_since_unix),
+            last_successful_poll_unix: copy(&self.last_successful_poll_unix),
+        }
+    }
+
     /// Whether the last poll said `authorized`.
     pub fn is_authorized(&self) -> bool {
         self.state.load(Ordering::Relaxed) == InstanceState::Authorized.metric_index()
@@ -678,6 +700,20 @@ mod tests {
             "relinkd_instance_state{state=\"notAuthorized\",wa_instance=\"1101000001\"} 1"
         ));
         assert_eq!(text.matches("wa_instance=\"1101000001\"} 1").count(), 2); // info + state
+    }
+
+    #[test]
+    fn a_renamed_instance_keeps_its_counters_and_state() {
+        let metrics = Metrics::new();
+        let m = metrics.instance(7, "old");
+        m.poll(true);
+        m.relinked();
+        m.set_state(&InstanceState::Authorized);
+        let renamed = metrics.instance(7, "new");
+        assert_eq!(renamed.name(), "new");
+        assert_eq!(renamed.polls(true), 1);
+        assert_eq!(renamed.relinks(), 1);
+        assert!(renamed.is_authorized());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What must survive a restart, in `state_dir/state.json`: per instance in an
 //! episode, its start, the codes used, the outstanding code's expiry and
-//! whether it was delivered, and a pause's end. Never a code, never a token.
+//! whether it was delivered, and a pause's end; per restricted instance, the
+//! state the admins were told about. Never a code, never a token.
 //!
 //! Writes are atomic (temp file, fsync, rename, fsync of the directory). A
 //! file that cannot be read or parsed is set aside with a warning and relinkd
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
+use crate::greenapi::InstanceState;
 use crate::linker::Persisted;
 use crate::linker::policy::Code;
 
@@ -54,6 +56,9 @@ pub enum Record {
         codes_used: u32,
         paused_until_ms: u64,
     },
+    /// The admins were told about this restricted state; after a restart
+    /// they are not told again.
+    Alerted { state: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,24 +102,27 @@ impl From<&Persisted> for Record {
                 codes_used: *codes_used,
                 paused_until_ms: ms(*until),
             },
+            Persisted::Alerted(state) => Record::Alerted {
+                state: state.as_str().to_owned(),
+            },
         }
     }
 }
 
 impl Record {
     pub fn to_persisted(&self) -> Persisted {
-        match *self {
+        match self {
             Record::Linking {
                 episode_started_ms,
                 codes_used,
                 code_expires_ms,
                 code_delivered,
             } => Persisted::Linking {
-                started: from_ms(episode_started_ms),
-                codes_used,
+                started: from_ms(*episode_started_ms),
+                codes_used: *codes_used,
                 code: code_expires_ms.map(|ms| Code {
                     expires_at: from_ms(ms),
-                    delivered: code_delivered,
+                    delivered: *code_delivered,
                 }),
             },
             Record::Paused {
@@ -122,10 +130,11 @@ impl Record {
                 codes_used,
                 paused_until_ms,
             } => Persisted::Paused {
-                started: from_ms(episode_started_ms),
-                until: from_ms(paused_until_ms),
-                codes_used,
+                started: from_ms(*episode_started_ms),
+                until: from_ms(*paused_until_ms),
+                codes_used: *codes_used,
             },
+            Record::Alerted { state } => Persisted::Alerted(InstanceState::parse(state)),
         }
     }
 }

@@ -188,6 +188,7 @@ pub enum Outcome {
 
 struct Entry {
     channel: Arc<dyn Channel>,
+    per_minute: Option<u32>,
     gate: RateGate,
 }
 
@@ -208,6 +209,7 @@ impl Dispatcher {
                 metrics.register_channel(channel.name());
                 let entry = Entry {
                     gate: RateGate::new(per_minute),
+                    per_minute,
                     channel,
                 };
                 (entry.channel.name().to_owned(), entry)
@@ -240,6 +242,29 @@ impl Dispatcher {
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
         Ok(Self::new(channels, metrics.deliveries.clone()))
+    }
+
+    /// Keeps `previous`'s rate-limit state for channels whose name and limit
+    /// did not change, so a reload does not hand out a fresh burst.
+    pub fn keeping_rate_limits_of(mut self, previous: &Dispatcher) -> Self {
+        let channels = self
+            .channels
+            .iter()
+            .map(|(name, entry)| {
+                let gate = match previous.channels.get(name) {
+                    Some(old) if old.per_minute == entry.per_minute => old.gate.clone(),
+                    _ => entry.gate.clone(),
+                };
+                let entry = Entry {
+                    channel: entry.channel.clone(),
+                    per_minute: entry.per_minute,
+                    gate,
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        self.channels = Arc::new(channels);
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

@@ -118,7 +118,7 @@ impl Fleet {
     /// channels): removed instances stop, added ones start, the others get
     /// the new settings and keep their episode.
     pub async fn reconcile(&mut self, config: &Config, dispatcher: Dispatcher) -> Changes {
-        self.dispatcher = dispatcher;
+        self.dispatcher = dispatcher.keeping_rate_limits_of(&self.dispatcher);
         let mut changes = Changes::default();
         let wanted: HashMap<u64, &InstanceConfig> =
             config.instances.iter().map(|i| (i.id, i)).collect();

@@ -114,6 +114,8 @@ pub enum Persisted {
         until: Instant,
         codes_used: u32,
     },
+    /// A restricted state the admins were told about (not told again).
+    Alerted(InstanceState),
 }
 
 #[derive(Debug, Clone)]
@@ -177,32 +179,34 @@ impl Policy {
                 until,
                 codes_used,
             },
+            Persisted::Alerted(state) => Phase::Alerted(state),
         };
         policy
     }
 
-    /// The part of the state to persist; `None` outside an episode.
+    /// The part of the state to persist; `None` when there is nothing to keep.
     pub fn persisted(&self) -> Option<Persisted> {
-        match self.phase {
+        match &self.phase {
             Phase::Linking {
                 started,
                 codes_used,
                 code,
             } => Some(Persisted::Linking {
-                started,
-                codes_used,
-                code,
+                started: *started,
+                codes_used: *codes_used,
+                code: *code,
             }),
             Phase::Paused {
                 started,
                 until,
                 codes_used,
             } => Some(Persisted::Paused {
-                started,
-                until,
-                codes_used,
+                started: *started,
+                until: *until,
+                codes_used: *codes_used,
             }),
-            Phase::Watching | Phase::Alerted(_) => None,
+            Phase::Alerted(state) => Some(Persisted::Alerted(state.clone())),
+            Phase::Watching => None,
         }
     }
 

@@ -627,10 +627,24 @@ fn a_restored_pause_holds_until_its_end() {
 }
 
 #[test]
-fn nothing_is_persisted_outside_an_episode() {
+fn nothing_is_persisted_for_a_linked_instance_and_an_alert_is_not_repeated_after_a_restart() {
     let mut h = Harness::new();
     h.poll(InstanceState::Authorized);
     assert_eq!(h.policy.persisted(), None);
     h.poll(InstanceState::Blocked);
-    assert_eq!(h.policy.persisted(), None);
+    let saved = h.policy.persisted().expect("the alert is remembered");
+    let mut restored = Harness {
+        policy: Policy::restore(settings(), 7, h.now, saved),
+        now: h.now,
+    };
+    assert!(
+        restored.poll(InstanceState::Blocked).is_empty(),
+        "told once"
+    );
+    assert_eq!(
+        restored.poll(InstanceState::Suspended),
+        vec![Action::Notify(Notice::Alert {
+            state: InstanceState::Suspended
+        })]
+    );
 }
