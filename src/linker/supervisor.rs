@@ -350,7 +350,6 @@ impl Supervisor {
             }
             Notice::Paused { until, codes } => {
                 self.metrics.episode_paused();
-                self.metrics.set_code_expiry(None);
                 let until = clock::wall(until);
                 tracing::warn!(
                     instance = %instance.name, wa_instance = instance.id, codes,
@@ -374,7 +373,6 @@ impl Supervisor {
 
     /// The episode is over: a code still being delivered is stale.
     fn end_code(&mut self) {
-        self.metrics.set_code_expiry(None);
         if let Some(delivery) = self.code_delivery.take() {
             delivery.abort();
         }
