@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock;
 use crate::greenapi::InstanceState;
-use crate::linker::Persisted;
+use crate::linker::Phase;
 use crate::linker::policy::Code;
 
 pub const FILE_NAME: &str = "state.json";
@@ -79,11 +79,13 @@ fn from_ms(ms: u64) -> tokio::time::Instant {
     clock::instant(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-impl From<&Persisted> for Record {
-    fn from(p: &Persisted) -> Self {
+impl Record {
+    /// The record of a policy phase; `None` for `Watching` (nothing to keep).
+    pub fn of(phase: &Phase) -> Option<Self> {
         let ms = |at| to_ms(clock::wall(at));
-        match p {
-            Persisted::Linking {
+        Some(match phase {
+            Phase::Watching => return None,
+            Phase::Linking {
                 started,
                 codes_used,
                 code,
@@ -93,7 +95,7 @@ impl From<&Persisted> for Record {
                 code_expires_ms: code.map(|c| ms(c.expires_at)),
                 code_delivered: code.and_then(|c| c.delivered),
             },
-            Persisted::Paused {
+            Phase::Paused {
                 started,
                 until,
                 codes_used,
@@ -102,22 +104,21 @@ impl From<&Persisted> for Record {
                 codes_used: *codes_used,
                 paused_until_ms: ms(*until),
             },
-            Persisted::Alerted(state) => Record::Alerted {
+            Phase::Alerted(state) => Record::Alerted {
                 state: state.as_str().to_owned(),
             },
-        }
+        })
     }
-}
 
-impl Record {
-    pub fn to_persisted(&self) -> Persisted {
+    /// The phase to restore.
+    pub fn to_phase(&self) -> Phase {
         match self {
             Record::Linking {
                 episode_started_ms,
                 codes_used,
                 code_expires_ms,
                 code_delivered,
-            } => Persisted::Linking {
+            } => Phase::Linking {
                 started: from_ms(*episode_started_ms),
                 codes_used: *codes_used,
                 code: code_expires_ms.map(|ms| Code {
@@ -129,12 +130,12 @@ impl Record {
                 episode_started_ms,
                 codes_used,
                 paused_until_ms,
-            } => Persisted::Paused {
+            } => Phase::Paused {
                 started: from_ms(*episode_started_ms),
                 until: from_ms(*paused_until_ms),
                 codes_used: *codes_used,
             },
-            Record::Alerted { state } => Persisted::Alerted(InstanceState::parse(state)),
+            Record::Alerted { state } => Phase::Alerted(InstanceState::parse(state)),
         }
     }
 }
@@ -410,7 +411,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn persisted_episodes_round_trip_through_records() {
         let now = tokio::time::Instant::now();
-        let p = Persisted::Linking {
+        let p = Phase::Linking {
             started: now,
             codes_used: 3,
             code: Some(Code {
@@ -418,8 +419,8 @@ mod tests {
                 delivered: Some(true),
             }),
         };
-        let back = Record::from(&p).to_persisted();
-        let Persisted::Linking {
+        let back = Record::of(&p).unwrap().to_phase();
+        let Phase::Linking {
             code: Some(c),
             codes_used: 3,
             ..

@@ -184,7 +184,7 @@ impl Fleet {
                 config.settings.clone(),
                 config.id,
                 first_poll,
-                record.to_persisted(),
+                record.to_phase(),
             ),
             None => Policy::new(config.settings.clone(), config.id, first_poll),
         };

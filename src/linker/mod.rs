@@ -7,6 +7,6 @@ mod supervisor;
 mod view;
 
 pub use fleet::{Changes, Fleet, Summary};
-pub use policy::{Action, Input, MIN_GAP, Notice, Persisted, Phase, Policy};
+pub use policy::{Action, Input, MIN_GAP, Notice, Phase, Policy};
 pub use supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 pub use view::{InstanceStatus, InstanceView};

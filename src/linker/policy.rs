@@ -100,24 +100,6 @@ pub enum Phase {
     Alerted(InstanceState),
 }
 
-/// What of a policy survives a restart: the episode, its budget, the
-/// outstanding code's expiry and delivery, a pause. Never the code itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Persisted {
-    Linking {
-        started: Instant,
-        codes_used: u32,
-        code: Option<Code>,
-    },
-    Paused {
-        started: Instant,
-        until: Instant,
-        codes_used: u32,
-    },
-    /// A restricted state the admins were told about (not told again).
-    Alerted(InstanceState),
-}
-
 #[derive(Debug, Clone)]
 pub struct Policy {
     settings: InstanceSettings,
@@ -157,11 +139,11 @@ impl Policy {
         settings: InstanceSettings,
         seed: u64,
         first_poll: Instant,
-        persisted: Persisted,
+        saved: Phase,
     ) -> Self {
         let mut policy = Self::new(settings, seed, first_poll);
-        policy.phase = match persisted {
-            Persisted::Linking {
+        policy.phase = match saved {
+            Phase::Linking {
                 started,
                 codes_used,
                 code,
@@ -170,43 +152,18 @@ impl Policy {
                 codes_used,
                 code: code.filter(|c| c.delivered != Some(false)),
             },
-            Persisted::Paused {
-                started,
-                until,
-                codes_used,
-            } => Phase::Paused {
-                started,
-                until,
-                codes_used,
-            },
-            Persisted::Alerted(state) => Phase::Alerted(state),
+            other => other,
         };
         policy
     }
 
-    /// The part of the state to persist; `None` when there is nothing to keep.
-    pub fn persisted(&self) -> Option<Persisted> {
-        match &self.phase {
-            Phase::Linking {
-                started,
-                codes_used,
-                code,
-            } => Some(Persisted::Linking {
-                started: *started,
-                codes_used: *codes_used,
-                code: *code,
-            }),
-            Phase::Paused {
-                started,
-                until,
-                codes_used,
-            } => Some(Persisted::Paused {
-                started: *started,
-                until: *until,
-                codes_used: *codes_used,
-            }),
-            Phase::Alerted(state) => Some(Persisted::Alerted(state.clone())),
+    /// What survives a restart (the episode, its budget, the outstanding
+    /// code's expiry and delivery, a pause, a reported restriction; never
+    /// the code itself); `None` when there is nothing to keep.
+    pub fn persisted(&self) -> Option<Phase> {
+        match self.phase {
             Phase::Watching => None,
+            ref other => Some(other.clone()),
         }
     }
 

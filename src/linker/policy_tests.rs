@@ -610,7 +610,7 @@ fn a_restored_pause_holds_until_its_end() {
         h.poll(InstanceState::NotAuthorized);
     }
     let saved = h.policy.persisted().unwrap();
-    let Persisted::Paused { until, .. } = saved else {
+    let Phase::Paused { until, .. } = saved else {
         panic!("{saved:?}")
     };
     let mut restored = Harness {

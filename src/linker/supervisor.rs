@@ -190,7 +190,7 @@ impl Supervisor {
             &self.policy,
             self.last_error.take(),
         );
-        let record = self.policy.persisted().as_ref().map(Record::from);
+        let record = self.policy.persisted().as_ref().and_then(Record::of);
         if record != self.published {
             self.shared.board.set(self.spec.instance.id, record.clone());
             self.published = record;
