@@ -267,11 +267,6 @@ impl Dispatcher {
         self
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
     /// Delivers to every named channel concurrently; true if any delivered.
     pub async fn deliver(&self, notification: Arc<Notification>, channels: &[String]) -> bool {
         self.deliver_each(notification, channels)

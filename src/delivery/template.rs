@@ -208,14 +208,6 @@ pub fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Checks a template's syntax (for config validation).
-pub fn check(source: &str) -> Result<(), String> {
-    Environment::new()
-        .template_from_str(source)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,11 +285,5 @@ mod tests {
             "{subject}"
         );
         assert!(subject.ends_with(" UTC)"), "{subject}");
-    }
-
-    #[test]
-    fn a_bad_template_is_reported() {
-        assert!(check("{{ code ").is_err());
-        assert!(check("{{ code }}").is_ok());
     }
 }
