@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{Reason, SendError};
+use crate::greenapi::describe_without_url;
 
 /// Classifies a response status; `Ok` for 2xx.
 pub fn check_status(
@@ -36,15 +37,7 @@ pub fn transport_error(err: reqwest::Error) -> SendError {
     } else {
         Reason::Other
     };
-    let err = err.without_url();
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    SendError::new(reason, detail)
+    SendError::new(reason, describe_without_url(err))
 }
 
 /// `Retry-After` in seconds, if the answer has one.
