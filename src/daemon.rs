@@ -93,7 +93,7 @@ impl Daemon {
         let board = StateBoard::new(store.load());
 
         let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
-        let http = channel_http_client();
+        let http = crate::delivery::http_client();
         let dispatcher = Dispatcher::from_config(&config, &client, &http, &metrics)?;
         let deliveries = TaskTracker::new();
         let mut fleet = Fleet::new(
@@ -191,15 +191,6 @@ impl Daemon {
         tracing::info!("stopped");
         result
     }
-}
-
-/// The HTTP client shared by HTTP-based channels.
-fn channel_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .expect("the HTTP client's fixed settings are valid")
 }
 
 /// The one reload path (SIGHUP, the admin API).

@@ -74,10 +74,8 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         channels: vec![channel.clone()],
         ..config.clone()
     };
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client's fixed settings are valid");
+    // The daemon's own HTTP client, so the test behaves as a real delivery.
+    let http = crate::delivery::http_client();
     let dispatcher = Dispatcher::from_config(&only, &client, &http, &metrics)?;
     let about = About {
         instance: InstanceRef {

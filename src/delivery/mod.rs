@@ -158,6 +158,16 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The HTTP client shared by HTTP-based channels (the daemon's and
+/// `relinkd test-channel`'s).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .expect("the HTTP client's fixed settings are valid")
+}
+
 /// Default `rate_limit_per_minute` by channel type: Telegram allows about 20
 /// messages a minute to one group; Slack about one a second per webhook.
 pub fn default_rate_limit(kind: &ChannelKind) -> Option<u32> {
