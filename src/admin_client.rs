@@ -79,7 +79,7 @@ impl Api {
             .await
             .map_err(|e| ClientError::Unreachable {
                 url: self.base.clone(),
-                detail: crate::greenapi::describe_without_url(e),
+                detail: crate::outbound::describe_without_url(e),
             })?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();

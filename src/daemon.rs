@@ -93,7 +93,7 @@ impl Daemon {
         let board = StateBoard::new(store.load());
 
         let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
-        let http = crate::delivery::http_client();
+        let http = crate::outbound::client();
         let dispatcher = Dispatcher::from_config(&config, &client, &http, &metrics)?;
         let deliveries = TaskTracker::new();
         let mut fleet = Fleet::new(

@@ -13,6 +13,8 @@ pub mod demo;
 pub mod greenapi;
 pub mod linker;
 pub mod metrics;
+pub mod outbound;
+pub mod redact;
 pub mod service;
 pub mod sim;
 pub mod state;

@@ -75,7 +75,7 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         ..config.clone()
     };
     // The daemon's own HTTP client, so the test behaves as a real delivery.
-    let http = crate::delivery::http_client();
+    let http = crate::outbound::client();
     let dispatcher = Dispatcher::from_config(&only, &client, &http, &metrics)?;
     let about = About {
         instance: InstanceRef {

@@ -167,3 +167,103 @@ async fn bot_tokens_and_webhook_urls_never_reach_the_logs() {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    (
+        capture.clone(),
+        tracing::subscriber::set_default(subscriber),
+    )
+}
+
+fn captured(capture: &Capture) -> String {
+    String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receiver_that_echoes_its_secret_url_or_token_in_an_error_cannot_leak_it() {
+    let (capture, _guard) = capture_logs();
+    let (_sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
+    let (api, api_addr) = Receiver::start().await;
+    // Telegram's `description` quoting the bot token, and a Slack-shaped
+    // hook that quotes the path it was called on (the secret part of its URL).
+    api.script(vec![Answer::with_body(
+        400,
+        &format!(r#"{{"ok":false,"description":"Bad Request: bot{TG_TOKEN} was blocked"}}"#),
+    )]);
+    let (hooks, hooks_addr) = Receiver::start().await;
+    hooks.script(vec![Answer::echoing_path(404, "no_service: ")]);
+    let slack_url = format!("http://{hooks_addr}/services/T0/B0/echoed-url-secret");
+    let channels = format!(
+        "[[channel]]\nname = \"tg\"\ntype = \"telegram\"\nbot_token_file = \"tg-token\"\n\
+         chat_id = -1001234567890\napi_base = \"http://{api_addr}\"\n\
+         [[channel]]\nname = \"slack\"\ntype = \"slack\"\nurl_file = \"url\"\n"
+    );
+    let toml = channel_config(sim_addr, &channels, "\"tg\", \"slack\"");
+    let (config, _dir) =
+        load_config_with_files(&toml, &[("tg-token", TG_TOKEN), ("url", &slack_url)]);
+    let daemon = Daemon::start(config).await;
+    wait(secs(20)).await;
+    daemon.stop().await;
+    let logs = captured(&capture);
+    assert!(logs.contains("no_service: [redacted]"), "{logs}");
+    assert!(
+        logs.contains("Bad Request: bot[redacted] was blocked"),
+        "{logs}"
+    );
+    for secret in [TG_TOKEN, "echoed-url-secret", "/services/T0/B0"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_with_a_newline_cannot_forge_a_log_line() {
+    let (capture, _guard) = capture_logs();
+    let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+    sim.set_state(FIRST_ID, "weird\nFORGED ERROR relinkd: all instances lost");
+    let (_hook, hook_addr) = Receiver::start().await;
+    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, ""));
+    let daemon = Daemon::start(config).await;
+    wait(secs(5)).await;
+    daemon.stop().await;
+    let logs = captured(&capture);
+    assert!(
+        logs.contains("weird\\nFORGED"),
+        "the state was logged: {logs}"
+    );
+    assert!(
+        !logs.lines().any(|line| line.starts_with("FORGED")),
+        "a vendor string forged a log line: {logs}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_inside_a_vendor_error_body_never_reaches_the_logs() {
+    let (capture, _guard) = capture_logs();
+    let (sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
+    sim.set_fault(
+        FIRST_ID,
+        Fault::new(FaultKind::Status {
+            code: 400,
+            body: r#"{"status":true,"code":"LEAKED42"}"#.into(),
+        })
+        .on("getAuthorizationCode")
+        .times(1),
+    );
+    let (_hook, hook_addr) = Receiver::start().await;
+    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, ""));
+    let daemon = Daemon::start(config).await;
+    wait(secs(5)).await;
+    daemon.stop().await;
+    let logs = captured(&capture);
+    assert!(logs.contains("code request failed"), "{logs}");
+    assert!(
+        !logs.contains("LEAKED42"),
+        "a code in an error body was logged"
+    );
+}

@@ -65,3 +65,28 @@ async fn a_test_message_reaches_the_channel_and_a_refusal_says_why() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_echoes_the_secret_url_is_printed_without_it() {
+    let (hooks, hooks_addr) = Receiver::start().await;
+    hooks.script(vec![Answer::echoing_path(404, "no_service: ")]);
+    let url = format!("http://{hooks_addr}/services/T0/B0/echoed-url-secret");
+    let toml = fleet_toml("127.0.0.1:9".parse().unwrap(), hooks_addr, 1, "").replace(
+        "[[instance]]",
+        "[[channel]]\nname = \"slack\"\ntype = \"slack\"\nurl_file = \"url\"\n\n[[instance]]",
+    );
+    let (_config, dir) = load_config_with_files(&toml, &[("url", &url)]);
+    let path = dir.path().to_owned();
+    let refused = tokio::task::spawn_blocking(move || run(&path, "slack"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(output.contains("no_service: [redacted]"), "{output}");
+    assert!(!output.contains("echoed-url-secret"), "{output}");
+    assert!(!output.contains("/services/T0"), "{output}");
+}

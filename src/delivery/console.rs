@@ -6,9 +6,12 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
+use crate::redact::Redactor;
 
 pub struct Console {
     name: String,
+    /// Empty: the console holds no secret.
+    redactor: Redactor,
     templates: Templates,
     timeout: Duration,
 }
@@ -17,6 +20,7 @@ impl Console {
     pub fn new(name: &str, templates: Templates, timeout: Duration) -> Self {
         Self {
             name: name.to_owned(),
+            redactor: Redactor::default(),
             templates,
             timeout,
         }
@@ -26,6 +30,10 @@ impl Console {
 impl Channel for Console {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     fn attempt_timeout(&self) -> Duration {

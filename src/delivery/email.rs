@@ -13,9 +13,13 @@ use secrecy::ExposeSecret;
 
 use super::{Notification, Reason, SendError, Templates};
 use crate::config::{ChannelKind, EmailTls};
+use crate::redact::Redactor;
 
 pub struct Email {
     name: String,
+    /// The password, and the base64 forms SMTP AUTH sends it in (a server
+    /// may quote them back in a reply).
+    redactor: Redactor,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -53,11 +57,11 @@ impl Email {
             EmailTls::StartTls => builder.tls(Tls::Required(tls_parameters()?)),
             EmailTls::Tls => builder.tls(Tls::Wrapper(tls_parameters()?)),
         };
+        let mut redactor = Redactor::default();
         if let (Some(user), Some(password)) = (username, password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose_secret().to_owned(),
-            ));
+            let password = password.expose_secret();
+            redactor = auth_redactor(user, password);
+            builder = builder.credentials(Credentials::new(user.clone(), password.to_owned()));
         }
         let from = from.parse::<Mailbox>().map_err(|e| format!("from: {e}"))?;
         let to = to
@@ -66,6 +70,7 @@ impl Email {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name: name.to_owned(),
+            redactor,
             transport: builder.build(),
             from,
             to,
@@ -91,6 +96,15 @@ impl Email {
             .map(|_| ())
             .map_err(classify)
     }
+}
+
+/// The password as typed and as AUTH PLAIN and AUTH LOGIN encode it.
+fn auth_redactor(user: &str, password: &str) -> Redactor {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    Redactor::of(password)
+        .with(&b64(password.as_bytes()))
+        .with(&b64(format!("\0{user}\0{password}").as_bytes()))
 }
 
 /// SMTP answers: 5xx are permanent (535/530: bad login), 4xx transient.

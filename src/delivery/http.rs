@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use super::{Reason, SendError};
-use crate::greenapi::describe_without_url;
+use crate::outbound::{self, BodyError, MAX_BODY_BYTES};
 
-/// Classifies a response status; `Ok` for 2xx.
+/// Classifies a response status; `Ok` for 2xx. A 3xx is a failure of its
+/// own: channels never follow redirects (a `Location` could send the code
+/// elsewhere), and retrying cannot help.
 pub fn check_status(
     status: reqwest::StatusCode,
     retry_after: Option<Duration>,
@@ -16,6 +18,7 @@ pub fn check_status(
     }
     let code = status.as_u16();
     let reason = match code {
+        300..=399 => Reason::Redirect,
         401 | 403 => Reason::Auth,
         429 => Reason::RateLimited,
         408 => Reason::Timeout,
@@ -23,10 +26,14 @@ pub fn check_status(
         500..=599 => Reason::Server,
         _ => Reason::Other,
     };
+    let detail = match reason {
+        Reason::Redirect => format!("HTTP {code}: redirects are not followed"),
+        _ => format!("HTTP {code}"),
+    };
     Err(SendError {
         reason,
         retry_after,
-        detail: format!("HTTP {code}"),
+        detail,
     })
 }
 
@@ -37,17 +44,23 @@ pub fn transport_error(err: reqwest::Error) -> SendError {
     } else {
         Reason::Other
     };
-    SendError::new(reason, describe_without_url(err))
+    SendError::new(reason, outbound::describe_without_url(err))
 }
 
-/// `Retry-After` in seconds, if the answer has one.
+/// `Retry-After`, if the answer has one.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(3600)))
+    outbound::retry_after(headers)
+}
+
+/// The answer's body as text, read up to the cap. What a peer says is only
+/// ever quoted in an error, after the channel's redactor has seen it.
+pub async fn read_answer(response: reqwest::Response) -> Result<String, SendError> {
+    match outbound::read_body(response, MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(BodyError::TooLarge) => Err(SendError::new(
+            Reason::Other,
+            "the answer is larger than 64 KiB (not read)",
+        )),
+        Err(BodyError::Transport(e)) => Err(transport_error(e)),
+    }
 }

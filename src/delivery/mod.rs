@@ -2,13 +2,17 @@
 //! retry loop around it (Alertmanager's split), bounded by a deadline because
 //! a code is useless once it expires, and paced by the channel's rate limit.
 
-/// `impl Channel` for a channel type with `name` and `timeout` fields and an
-/// `async fn attempt(&self, &Notification) -> Result<(), SendError>`.
+/// `impl Channel` for a channel type with `name`, `timeout` and `redactor`
+/// fields and an `async fn attempt(&self, &Notification) -> Result<(), SendError>`.
 macro_rules! channel_from_attempt {
     ($ty:ty) => {
         impl $crate::delivery::Channel for $ty {
             fn name(&self) -> &str {
                 &self.name
+            }
+
+            fn redactor(&self) -> &$crate::redact::Redactor {
+                &self.redactor
             }
 
             fn attempt_timeout(&self) -> std::time::Duration {
@@ -49,6 +53,7 @@ use tokio::time::Instant;
 use crate::config::{ChannelConfig, ChannelKind, Config};
 use crate::greenapi::Client;
 use crate::metrics::{DeliveryMetrics, Metrics};
+use crate::redact::Redactor;
 
 pub use console::Console;
 pub use email::Email;
@@ -72,17 +77,20 @@ pub enum Reason {
     Server,
     Timeout,
     Expired,
+    /// A 3xx: redirects are never followed.
+    Redirect,
     Other,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Auth,
         Reason::RateLimited,
         Reason::Client,
         Reason::Server,
         Reason::Timeout,
         Reason::Expired,
+        Reason::Redirect,
         Reason::Other,
     ];
 
@@ -94,6 +102,7 @@ impl Reason {
             Reason::Server => "server",
             Reason::Timeout => "timeout",
             Reason::Expired => "expired",
+            Reason::Redirect => "redirect",
             Reason::Other => "other",
         }
     }
@@ -108,7 +117,8 @@ impl Reason {
 }
 
 /// One failed attempt (or the notification's final failure). `detail`
-/// never holds a URL or a secret.
+/// never holds a URL or a secret: whatever a channel puts there passes its
+/// redactor before anyone sees it (see [`notify`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} ({detail})", reason.as_str())]
 pub struct SendError {
@@ -130,6 +140,9 @@ impl SendError {
 /// A way to reach admins. `send` is one attempt; retries are the caller's.
 pub trait Channel: Send + Sync {
     fn name(&self) -> &str;
+    /// The channel's secrets (a bot token, a webhook URL, a password), cut
+    /// out of every error text it produces.
+    fn redactor(&self) -> &Redactor;
     fn attempt_timeout(&self) -> Duration;
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>>;
     /// Why this channel cannot take `notification` at all right now (the
@@ -139,8 +152,8 @@ pub trait Channel: Send + Sync {
     }
 }
 
-/// The longest wait a `Retry-After` can impose (past any deadline anyway).
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
+/// Longest error detail kept from one attempt.
+const MAX_DETAIL_CHARS: usize = 300;
 
 /// Retry schedule of one notification on one channel.
 #[derive(Debug, Clone, Copy)]
@@ -156,16 +169,6 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
         }
     }
-}
-
-/// The HTTP client shared by HTTP-based channels (the daemon's and
-/// `relinkd test-channel`'s).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .expect("the HTTP client's fixed settings are valid")
 }
 
 /// Default `rate_limit_per_minute` by channel type: Telegram allows about 20
@@ -455,7 +458,7 @@ async fn notify(
             ));
         }
         let limit = channel.attempt_timeout().min(deadline - now);
-        let error = match tokio::time::timeout(limit, channel.send(notification)).await {
+        let mut error = match tokio::time::timeout(limit, channel.send(notification)).await {
             Ok(Ok(())) => {
                 tracing::info!(
                     channel = channel.name(),
@@ -480,6 +483,9 @@ async fn notify(
             }
             Err(_) => SendError::new(Reason::Timeout, format!("no answer within {limit:?}")),
         };
+        // The one place a channel's error text is cleaned: whatever it
+        // quotes from its peer loses the channel's secrets, then is bounded.
+        error.detail = channel.redactor().clean(&error.detail, MAX_DETAIL_CHARS);
         if !error.reason.is_retryable() {
             return Err(give_up(
                 channel,
@@ -498,7 +504,7 @@ async fn notify(
         let delay = error
             .retry_after
             .map_or(backoff, |r| r.max(backoff))
-            .min(MAX_RETRY_WAIT);
+            .min(crate::outbound::MAX_RETRY_AFTER);
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
             let detail = format!("last attempt: {error}");

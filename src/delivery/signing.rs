@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::WebhookSecret;
+use crate::redact::Redactor;
 
 #[derive(Clone)]
 pub struct WebhookSigner {
@@ -17,6 +18,12 @@ pub struct WebhookSigner {
 impl WebhookSigner {
     pub fn new(secret: WebhookSecret) -> Self {
         Self { secret }
+    }
+
+    /// Cuts the secret, in the forms it is written, out of text.
+    pub fn redactor(&self) -> Redactor {
+        let encoded = STANDARD.encode(self.secret.expose());
+        Redactor::of(&encoded).with(&format!("whsec_{encoded}"))
     }
 
     /// The `webhook-signature` header value.

@@ -7,12 +7,15 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::http::{check_status, retry_after, transport_error};
+use super::http::{check_status, read_answer, retry_after, transport_error};
 use super::{Notification, SendError, Templates};
+use crate::redact::Redactor;
 
 pub struct Slack {
     name: String,
     url: SecretString,
+    /// The URL, and its path alone (a receiver may echo the path).
+    redactor: Redactor,
     templates: Templates,
     timeout: Duration,
     http: reqwest::Client,
@@ -28,6 +31,7 @@ impl Slack {
     ) -> Self {
         Self {
             name: name.to_owned(),
+            redactor: Redactor::default().with_url(url.expose_secret()),
             url,
             templates,
             timeout,
@@ -49,17 +53,16 @@ impl Slack {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let answer = response.text().await.unwrap_or_default();
-        check_status(status, retry).map_err(|mut e| {
-            // Slack explains in a short body, e.g. `invalid_payload`.
-            let reason: String = answer.chars().take(100).collect();
-            if !reason.trim().is_empty() {
-                e.detail = format!("{}: {}", e.detail, reason.trim());
-            }
-            e
-        })
+        let Err(mut error) = check_status(response.status(), retry_after(response.headers()))
+        else {
+            return Ok(());
+        };
+        // Slack explains in a short body, e.g. `invalid_payload`.
+        let answer = read_answer(response).await.unwrap_or_default();
+        if !answer.trim().is_empty() {
+            error.detail = format!("{}: {}", error.detail, answer.trim());
+        }
+        Err(error)
     }
 }
 

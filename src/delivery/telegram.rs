@@ -7,13 +7,16 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::http::{check_status, retry_after, transport_error};
+use super::http::{check_status, read_answer, retry_after, transport_error};
 use super::{Notification, Reason, SendError, Templates};
+use crate::redact::Redactor;
 
 pub struct Telegram {
     name: String,
     /// `{api_base}/bot{token}/sendMessage`: a secret.
     url: SecretString,
+    /// The bot token.
+    redactor: Redactor,
     chat_id: Value,
     templates: Templates,
     timeout: Duration,
@@ -42,6 +45,7 @@ impl Telegram {
         Self {
             name: name.to_owned(),
             url: SecretString::from(url),
+            redactor: Redactor::of(bot_token.expose_secret()),
             chat_id,
             templates,
             timeout,
@@ -66,20 +70,20 @@ impl Telegram {
             .map_err(transport_error)?;
         let status = response.status();
         let header_retry = retry_after(response.headers());
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let answer: Value = match read_answer(response).await {
+            Ok(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            // The status alone says what went wrong.
+            Err(_) if !status.is_success() => Value::Null,
+            Err(error) => return Err(error),
+        };
         if status.is_success() && answer["ok"] == true {
             return Ok(());
         }
-        let description = answer["description"]
-            .as_str()
-            .unwrap_or("no description")
-            .chars()
-            .take(200)
-            .collect::<String>();
+        let description = answer["description"].as_str().unwrap_or("no description");
         // Telegram says how long to wait in parameters.retry_after.
         let retry = answer["parameters"]["retry_after"]
             .as_u64()
-            .map(|s| Duration::from_secs(s.min(3600)))
+            .map(|s| Duration::from_secs(s).min(crate::outbound::MAX_RETRY_AFTER))
             .or(header_retry);
         let mut error = match check_status(status, retry) {
             Err(error) => error,

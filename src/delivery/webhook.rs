@@ -5,11 +5,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::http::{check_status, retry_after, transport_error};
 use super::{Notification, SendError, Templates, WebhookSigner};
+use crate::redact::Redactor;
 
 pub struct Webhook {
     name: String,
     url: String,
     signer: Option<WebhookSigner>,
+    /// The signing secret (never sent, so never echoed: defence in depth).
+    redactor: Redactor,
     templates: Templates,
     timeout: Duration,
     http: reqwest::Client,
@@ -27,6 +30,9 @@ impl Webhook {
         Self {
             name: name.to_owned(),
             url,
+            redactor: signer
+                .as_ref()
+                .map_or_else(Redactor::default, WebhookSigner::redactor),
             signer,
             templates,
             timeout,

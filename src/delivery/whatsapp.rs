@@ -96,6 +96,10 @@ impl Channel for Whatsapp {
         &self.name
     }
 
+    fn redactor(&self) -> &crate::redact::Redactor {
+        self.api.redactor()
+    }
+
     fn attempt_timeout(&self) -> Duration {
         self.timeout
     }

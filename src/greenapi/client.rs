@@ -15,17 +15,28 @@ use tokio::time::Instant;
 
 use super::{ApiError, InstanceState};
 use crate::metrics::ApiMetrics;
+use crate::outbound::{self, BodyError, MAX_BODY_BYTES};
+use crate::redact::Redactor;
 
 /// Smallest gap between two calls to one instance. The vendor allows 1/s on
 /// state calls and documents nothing for codes; a margin absorbs network jitter.
 pub const MIN_CALL_GAP: Duration = Duration::from_millis(1100);
 
-/// A `Retry-After` longer than this is taken as this: a bogus header must
-/// not park an instance for days (or overflow a deadline).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// Vendor error texts are short; anything longer is cut before it reaches a log.
 const MAX_VENDOR_TEXT: usize = 200;
+
+/// Longest linking code accepted: WhatsApp's are 8 characters. Anything far
+/// longer is not a code (and must not be delivered as one).
+const MAX_CODE_CHARS: usize = 16;
+
+/// The texts GREEN-API documents for a refused code request. Any other text
+/// in a `getAuthorizationCode` error is not shown: it could hold a code.
+const DOCUMENTED_CODE_ERRORS: [&str; 4] = [
+    "instance in starting process try later",
+    "instance account not authorized",
+    "bad request data",
+    "Validation failed",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -93,14 +104,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(max_in_flight: usize, metrics: ApiMetrics) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client's fixed settings are valid");
         Self {
-            http,
+            http: outbound::client(),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             metrics,
             completed: Arc::default(),
@@ -124,6 +129,7 @@ impl Client {
         InstanceApi {
             client: self.clone(),
             prefix: format!("{}/waInstance{}/", api_url.trim_end_matches('/'), id),
+            redactor: Redactor::of(token.expose_secret()),
             token,
             timeout,
             next_call: self
@@ -143,82 +149,105 @@ pub struct InstanceApi {
     client: Client,
     prefix: String,
     token: SecretString,
+    /// Cuts the token out of any text an error quotes.
+    redactor: Redactor,
     timeout: Duration,
     next_call: Arc<Mutex<Instant>>,
 }
 
 impl InstanceApi {
+    /// Cuts this instance's token out of text.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub async fn get_state(&self) -> Result<InstanceState, ApiError> {
-        let body = self.call(Method::GetStateInstance, None).await?;
-        let state = body
-            .get("stateInstance")
-            .and_then(Value::as_str)
-            .ok_or(ApiError::BadBody(
-                "`stateInstance` is missing or not a string",
-            ))?;
-        Ok(InstanceState::parse(state))
+        self.call(Method::GetStateInstance, None, |body| {
+            let state =
+                body.get("stateInstance")
+                    .and_then(Value::as_str)
+                    .ok_or(ApiError::BadBody(
+                        "`stateInstance` is missing or not a string",
+                    ))?;
+            Ok(InstanceState::parse(state))
+        })
+        .await
     }
 
     pub async fn get_authorization_code(&self, phone: u64) -> Result<CodeReply, ApiError> {
         let request = serde_json::json!({ "phoneNumber": phone });
-        let body = self
-            .call(Method::GetAuthorizationCode, Some(request))
-            .await?;
-        let status = body
-            .get("status")
-            .and_then(Value::as_bool)
-            .ok_or(ApiError::BadBody("`status` is missing or not a boolean"))?;
-        if !status {
-            return Ok(CodeReply::NotReceived);
-        }
-        match body.get("code").and_then(Value::as_str) {
-            Some(code) if !code.trim().is_empty() => {
-                Ok(CodeReply::Code(SecretString::from(code.trim().to_owned())))
+        self.call(Method::GetAuthorizationCode, Some(request), |body| {
+            let status = body
+                .get("status")
+                .and_then(Value::as_bool)
+                .ok_or(ApiError::BadBody("`status` is missing or not a boolean"))?;
+            if !status {
+                return Ok(CodeReply::NotReceived);
             }
-            _ => Err(ApiError::BadBody(
-                "`status` is true but `code` is missing or empty",
-            )),
-        }
+            linking_code(body.get("code")).map(CodeReply::Code)
+        })
+        .await
     }
 
     pub async fn send_message(&self, chat_id: &str, message: &str) -> Result<String, ApiError> {
         let request = serde_json::json!({ "chatId": chat_id, "message": message });
-        let body = self.call(Method::SendMessage, Some(request)).await?;
-        body.get("idMessage")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(ApiError::BadBody("`idMessage` is missing or not a string"))
+        self.call(Method::SendMessage, Some(request), |body| {
+            body.get("idMessage")
+                .and_then(Value::as_str)
+                .map(|id| crate::redact::printable(id, 64))
+                .ok_or(ApiError::BadBody("`idMessage` is missing or not a string"))
+        })
+        .await
     }
 
     pub async fn get_wa_settings(&self) -> Result<WaSettings, ApiError> {
-        let body = self.call(Method::GetWaSettings, None).await?;
-        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-        let state = text("stateInstance").ok_or(ApiError::BadBody(
-            "`stateInstance` is missing or not a string",
-        ))?;
-        Ok(WaSettings {
-            phone: text("phone").unwrap_or_default(),
-            state: InstanceState::parse(&state),
-            device_id: text("deviceId").unwrap_or_default(),
+        self.call(Method::GetWaSettings, None, |body| {
+            let text = |key: &str| {
+                body.get(key)
+                    .and_then(Value::as_str)
+                    .map(|t| crate::redact::printable(t, 64))
+            };
+            let state =
+                body.get("stateInstance")
+                    .and_then(Value::as_str)
+                    .ok_or(ApiError::BadBody(
+                        "`stateInstance` is missing or not a string",
+                    ))?;
+            Ok(WaSettings {
+                phone: text("phone").unwrap_or_default(),
+                state: InstanceState::parse(state),
+                device_id: text("deviceId").unwrap_or_default(),
+            })
         })
+        .await
     }
 
     pub async fn reboot(&self) -> Result<bool, ApiError> {
-        let body = self.call(Method::Reboot, None).await?;
-        body.get("isReboot")
-            .and_then(Value::as_bool)
-            .ok_or(ApiError::BadBody("`isReboot` is missing or not a boolean"))
+        self.call(Method::Reboot, None, |body| {
+            body.get("isReboot")
+                .and_then(Value::as_bool)
+                .ok_or(ApiError::BadBody("`isReboot` is missing or not a boolean"))
+        })
+        .await
     }
 
     pub async fn logout(&self) -> Result<bool, ApiError> {
-        let body = self.call(Method::Logout, None).await?;
-        body.get("isLogout")
-            .and_then(Value::as_bool)
-            .ok_or(ApiError::BadBody("`isLogout` is missing or not a boolean"))
+        self.call(Method::Logout, None, |body| {
+            body.get("isLogout")
+                .and_then(Value::as_bool)
+                .ok_or(ApiError::BadBody("`isLogout` is missing or not a boolean"))
+        })
+        .await
     }
 
-    /// One attempt: pace, send, classify. Records the API metrics.
-    async fn call(&self, method: Method, json: Option<Value>) -> Result<Value, ApiError> {
+    /// One attempt: pace, send, classify, read the answer with `parse`.
+    /// Records the API metrics (a body `parse` rejects is a `bad_body`).
+    async fn call<T>(
+        &self,
+        method: Method,
+        json: Option<Value>,
+        parse: impl FnOnce(&Value) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         // The pacing slot is held until the request actually leaves, so two
         // callers of one instance (polls, a WhatsApp channel sending through
         // it) never go out together after waiting for the fleet-wide permit.
@@ -235,7 +264,7 @@ impl InstanceApi {
             permit
         };
         let started = Instant::now();
-        let result = self.send(method, json).await.map_err(|e| self.scrub(e));
+        let result = self.send(method, json).await.and_then(|body| parse(&body));
         let metrics = &self.client.metrics;
         metrics.observe(method, started.elapsed(), result.as_ref().err());
         self.client.completed.fetch_add(1, Ordering::Relaxed);
@@ -257,38 +286,39 @@ impl InstanceApi {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(ApiError::from_reqwest)?;
+            .map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER.as_secs())));
-        let bytes = response.bytes().await.map_err(ApiError::from_reqwest)?;
-        classify(status, retry_after, &bytes)
+        let retry_after = outbound::retry_after(response.headers());
+        let bytes = match outbound::read_body(response, MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge) => return Err(ApiError::BadBody("larger than 64 KiB")),
+            Err(BodyError::Transport(e)) => return Err(self.transport(e)),
+        };
+        classify(method, status, retry_after, &bytes, &self.redactor)
     }
 
-    /// Defence in depth: whatever an error quotes (a transport error, a
-    /// proxy's 404 page echoing the path), the token is cut out.
-    fn scrub(&self, err: ApiError) -> ApiError {
-        let token = self.token.expose_secret();
-        match err {
-            ApiError::Transport(text) => ApiError::Transport(text.replace(token, "[token]")),
-            ApiError::Client { status, text } => ApiError::Client {
-                status,
-                text: text.replace(token, "[token]"),
-            },
-            other => other,
+    /// A transport error: without the URL, and (defence in depth) whatever
+    /// else it quotes with the token cut out.
+    fn transport(&self, err: reqwest::Error) -> ApiError {
+        if err.is_timeout() {
+            return ApiError::Timeout;
         }
+        ApiError::Transport(
+            self.redactor
+                .clean(&outbound::describe_without_url(err), 500),
+        )
     }
 }
 
-/// Maps an HTTP answer to a JSON body or an [`ApiError`].
+/// Maps an HTTP answer to a JSON body or an [`ApiError`]. Texts an error
+/// quotes are the vendor's message only (never a whole body), with the
+/// token cut out, escaped and bounded.
 pub(crate) fn classify(
+    method: Method,
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
+    redactor: &Redactor,
 ) -> Result<Value, ApiError> {
     match status {
         200..=299 => {}
@@ -298,7 +328,7 @@ pub(crate) fn classify(
         400..=499 => {
             return Err(ApiError::Client {
                 status,
-                text: vendor_text(body),
+                text: vendor_text(method, body, redactor),
             });
         }
         _ => return Err(ApiError::Server { status }),
@@ -308,7 +338,12 @@ pub(crate) fn classify(
     match &value {
         Value::Object(map) => {
             // Seen by SDKs: an error inside HTTP 200, `{"code":401,"description":...}`.
-            if let Some(code) = map.get("code").and_then(Value::as_u64) {
+            // A code answer (`{"status":true,"code":...}`) has a `status`.
+            if let Some(code) = map
+                .get("code")
+                .and_then(Value::as_u64)
+                .filter(|_| !map.contains_key("status"))
+            {
                 return Err(match code {
                     401 | 403 => ApiError::Unauthorized {
                         status: code as u16,
@@ -322,7 +357,7 @@ pub(crate) fn classify(
                         text: map
                             .get("description")
                             .and_then(Value::as_str)
-                            .map(|t| vendor_text(t.as_bytes()))
+                            .map(|t| redactor.clean(t, MAX_VENDOR_TEXT))
                             .unwrap_or_default(),
                     },
                 });
@@ -334,64 +369,113 @@ pub(crate) fn classify(
     }
 }
 
-/// The vendor's error text, single-line and bounded. JSON bodies such as
-/// `{"error":"Forbidden"}` are reduced to their message.
-fn vendor_text(body: &[u8]) -> String {
+/// The vendor's error text, one bounded line. JSON bodies such as
+/// `{"error":"Forbidden"}` are reduced to their message; JSON without one
+/// shows nothing of itself. A code request's text is shown only if it is
+/// one the vendor documents: anything else could be carrying a code.
+fn vendor_text(method: Method, body: &[u8], redactor: &Redactor) -> String {
     let raw = String::from_utf8_lossy(body);
-    let text = serde_json::from_str::<Value>(&raw)
-        .ok()
-        .and_then(|v| {
-            ["error", "message", "description"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned))
-        })
-        .unwrap_or_else(|| raw.into_owned());
+    let text = match serde_json::from_str::<Value>(&raw) {
+        Ok(value) => ["error", "message", "description"]
+            .iter()
+            .find_map(|k| value.get(*k).and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default(),
+        Err(_) => raw.into_owned(),
+    };
+    if method == Method::GetAuthorizationCode
+        && !DOCUMENTED_CODE_ERRORS
+            .iter()
+            .any(|known| text.trim().starts_with(known))
+    {
+        return "(body not shown: it may hold a code)".to_owned();
+    }
     // A page that echoes the request path would quote the token: drop the path.
     let text = match text.find("/waInstance") {
         Some(at) => format!("{}[path]", &text[..at]),
         None => text,
     };
-    let mut line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_VENDOR_TEXT)
-        .collect();
-    if text.chars().count() > MAX_VENDOR_TEXT {
-        line.push('…');
+    redactor.clean(&text, MAX_VENDOR_TEXT)
+}
+
+/// The `code` of a `status:true` answer: a string, or a number taken as its
+/// digits; at most [`MAX_CODE_CHARS`] letters, digits and dashes. Anything
+/// else is a bad body (a code may have been issued all the same).
+fn linking_code(code: Option<&Value>) -> Result<SecretString, ApiError> {
+    let text = match code {
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        _ => {
+            return Err(ApiError::BadBody(
+                "`status` is true but `code` is missing or not a string",
+            ));
+        }
+    };
+    if text.is_empty() {
+        return Err(ApiError::BadBody("`status` is true but `code` is empty"));
     }
-    line.trim().to_owned()
+    if text.chars().count() > MAX_CODE_CHARS
+        || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ApiError::BadBody(
+            "`code` is not a linking code (over 16 characters, or not letters, digits and dashes)",
+        ));
+    }
+    Ok(SecretString::from(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "tok-5f2d9c31e4b7a8";
+
+    fn state(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<Value, ApiError> {
+        classify(
+            Method::GetStateInstance,
+            status,
+            retry_after,
+            body,
+            &Redactor::of(TOKEN),
+        )
+    }
+
+    fn code(status: u16, body: &[u8]) -> Result<SecretString, ApiError> {
+        let body = classify(
+            Method::GetAuthorizationCode,
+            status,
+            None,
+            body,
+            &Redactor::of(TOKEN),
+        )?;
+        linking_code(body.get("code"))
+    }
+
     #[test]
     fn statuses_map_to_distinct_errors() {
         assert_eq!(
-            classify(401, None, b"{\"error\":\"Unauthorized\"}"),
+            state(401, None, b"{\"error\":\"Unauthorized\"}"),
             Err(ApiError::Unauthorized { status: 401 })
         );
         assert_eq!(
-            classify(403, None, b""),
+            state(403, None, b""),
             Err(ApiError::Unauthorized { status: 403 })
         );
         assert_eq!(
-            classify(429, Some(Duration::from_secs(7)), b""),
+            state(429, Some(Duration::from_secs(7)), b""),
             Err(ApiError::RateLimited {
                 retry_after: Some(Duration::from_secs(7))
             })
         );
-        assert_eq!(classify(466, None, b"{}"), Err(ApiError::QuotaExceeded));
+        assert_eq!(state(466, None, b"{}"), Err(ApiError::QuotaExceeded));
         assert_eq!(
-            classify(400, None, b"instance in starting process try later"),
+            state(400, None, b"instance in starting process try later"),
             Err(ApiError::Client {
                 status: 400,
                 text: "instance in starting process try later".into()
             })
         );
         assert_eq!(
-            classify(502, None, b"<html>502</html>"),
+            state(502, None, b"<html>502</html>"),
             Err(ApiError::Server { status: 502 })
         );
     }
@@ -399,15 +483,15 @@ mod tests {
     #[test]
     fn bodies_that_are_not_objects_are_bad_bodies() {
         assert!(matches!(
-            classify(200, None, b"null"),
+            state(200, None, b"null"),
             Err(ApiError::BadBody(_))
         ));
         assert!(matches!(
-            classify(200, None, b"{\"stat"),
+            state(200, None, b"{\"stat"),
             Err(ApiError::BadBody(_))
         ));
         assert!(matches!(
-            classify(200, None, b"[1]"),
+            state(200, None, b"[1]"),
             Err(ApiError::BadBody(_))
         ));
     }
@@ -415,25 +499,88 @@ mod tests {
     #[test]
     fn an_error_inside_http_200_is_an_error() {
         assert_eq!(
-            classify(200, None, br#"{"code":401,"description":"Unauthorized"}"#),
+            state(200, None, br#"{"code":401,"description":"Unauthorized"}"#),
             Err(ApiError::Unauthorized { status: 401 })
         );
         // A string `code` is a linking code, not an error.
-        assert!(classify(200, None, br#"{"status":true,"code":"GAPI2018"}"#).is_ok());
+        assert!(state(200, None, br#"{"status":true,"code":"GAPI2018"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_numeric_code_is_a_code_of_its_digits_not_an_error() {
+        let got = code(200, br#"{"status":true,"code":12345678}"#).unwrap();
+        assert_eq!(got.expose_secret(), "12345678");
+        assert_eq!(
+            code(200, br#"{"status":true,"code":"GAPI-2018"}"#)
+                .unwrap()
+                .expose_secret(),
+            "GAPI-2018"
+        );
+    }
+
+    #[test]
+    fn a_code_too_long_or_not_a_code_is_a_bad_body() {
+        let huge = format!(r#"{{"status":true,"code":"{}"}}"#, "A".repeat(1 << 20));
+        assert!(matches!(
+            code(200, huge.as_bytes()),
+            Err(ApiError::BadBody(_))
+        ));
+        let seventeen = br#"{"status":true,"code":"ABCDEFGHIJKLMNOPQ"}"#;
+        assert!(matches!(code(200, seventeen), Err(ApiError::BadBody(_))));
+        let odd = br#"{"status":true,"code":"AB\nCD"}"#;
+        assert!(matches!(code(200, odd), Err(ApiError::BadBody(_))));
+        assert!(matches!(
+            code(200, br#"{"status":true,"code":""}"#),
+            Err(ApiError::BadBody(_))
+        ));
+    }
+
+    #[test]
+    fn a_code_in_an_error_body_is_never_quoted() {
+        for body in [
+            &br#"{"status":true,"code":"SECRET12"}"#[..],
+            b"your code is SECRET12",
+        ] {
+            let Err(error) = code(400, body) else {
+                panic!("a 400 is an error")
+            };
+            assert!(!error.to_string().contains("SECRET12"), "{error}");
+        }
+        // The vendor's documented texts are still shown.
+        let Err(error) = code(400, b"instance in starting process try later") else {
+            panic!("a 400 is an error")
+        };
+        assert!(error.to_string().contains("starting process"), "{error}");
+    }
+
+    #[test]
+    fn json_without_a_message_shows_nothing_of_itself() {
+        let Err(ApiError::Client { text, .. }) = state(400, None, br#"{"secretish":"x"}"#) else {
+            panic!("a 400 is an error")
+        };
+        assert_eq!(text, "");
     }
 
     #[test]
     fn a_page_that_echoes_the_request_path_loses_the_path() {
-        let text = vendor_text(b"Cannot GET /waInstance1101/getStateInstance/secrettoken");
+        let text = vendor_text(
+            Method::GetStateInstance,
+            format!("Cannot GET /waInstance1101/getStateInstance/{TOKEN}").as_bytes(),
+            &Redactor::of(TOKEN),
+        );
         assert_eq!(text, "Cannot GET [path]");
     }
 
     #[test]
-    fn vendor_text_is_one_bounded_line() {
+    fn vendor_text_is_one_bounded_escaped_line_without_the_token() {
+        let text = |body: &[u8]| vendor_text(Method::GetStateInstance, body, &Redactor::of(TOKEN));
         let long = "x".repeat(500);
-        let text = vendor_text(long.as_bytes());
-        assert!(text.chars().count() <= MAX_VENDOR_TEXT + 1);
-        assert_eq!(vendor_text(b"bad\nrequest\r\ndata"), "bad request  data");
-        assert_eq!(vendor_text(br#"{"error":"Forbidden"}"#), "Forbidden");
+        assert!(text(long.as_bytes()).chars().count() <= MAX_VENDOR_TEXT + 1);
+        assert_eq!(text(b"bad\nrequest\r\ndata"), "bad\\nrequest\\r\\ndata");
+        assert_eq!(text(br#"{"error":"Forbidden"}"#), "Forbidden");
+        // The token straddles the cut at 200 characters: none of it is left.
+        let straddling = format!("{}{TOKEN}", "x".repeat(195));
+        let cut = text(straddling.as_bytes());
+        assert!(!cut.contains(&TOKEN[..5]), "{cut}");
     }
 }

@@ -60,26 +60,4 @@ impl ApiError {
             _ => None,
         }
     }
-
-    pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
-            return Self::Timeout;
-        }
-        Self::Transport(describe_without_url(err))
-    }
-}
-
-/// A reqwest error and its causes, one line, without the request URL: the
-/// Display of a reqwest error includes the URL, which may hold a secret (a
-/// GREEN-API token, a bot token, a webhook URL).
-pub fn describe_without_url(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

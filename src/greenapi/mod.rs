@@ -5,5 +5,5 @@ mod error;
 mod state;
 
 pub use client::{Client, CodeReply, InstanceApi, MIN_CALL_GAP, Method, WaSettings};
-pub use error::{ApiError, describe_without_url};
+pub use error::ApiError;
 pub use state::InstanceState;

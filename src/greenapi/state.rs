@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// Longest unknown state kept (the vendor's are under 20 characters).
+const MAX_UNKNOWN_STATE_CHARS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum InstanceState {
     Authorized,
@@ -29,6 +32,8 @@ impl InstanceState {
         "unknown",
     ];
 
+    /// Parses a `stateInstance`. An unknown one is kept as one bounded,
+    /// escaped line: it reaches logs, the status API and the state file.
     pub fn parse(s: &str) -> Self {
         match s {
             "authorized" => Self::Authorized,
@@ -38,7 +43,7 @@ impl InstanceState {
             "starting" => Self::Starting,
             "yellowCard" => Self::YellowCard,
             "suspended" => Self::Suspended,
-            other => Self::Other(other.to_owned()),
+            other => Self::Other(crate::redact::printable(other, MAX_UNKNOWN_STATE_CHARS)),
         }
     }
 
@@ -89,5 +94,13 @@ mod tests {
         assert_eq!(odd, InstanceState::Other("pendingCode".into()));
         assert_eq!(odd.as_str(), "pendingCode");
         assert_eq!(InstanceState::METRIC_LABELS[odd.metric_index()], "unknown");
+    }
+
+    #[test]
+    fn an_unknown_state_is_kept_as_one_bounded_line() {
+        let forged = InstanceState::parse("odd\n2026-12-01T00:00:00Z ERROR relinkd: forged");
+        assert!(!forged.as_str().contains('\n'), "{forged}");
+        let huge = InstanceState::parse(&"s".repeat(1 << 20));
+        assert!(huge.as_str().chars().count() <= MAX_UNKNOWN_STATE_CHARS + 1);
     }
 }

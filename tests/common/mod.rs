@@ -69,21 +69,20 @@ pub struct Received {
     pub at: tokio::time::Instant,
 }
 
-/// A scripted answer: status, body, `Retry-After` seconds.
+/// A scripted answer: status, body, `Retry-After` seconds, more headers.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
     pub retry_after: Option<u64>,
+    pub headers: Vec<(String, String)>,
+    /// Append the request's path to the body (a server that echoes it).
+    pub echo_path: bool,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            body: String::new(),
-            retry_after: None,
-        }
+        Self::with_body(status, "")
     }
 
     pub fn with_body(status: u16, body: &str) -> Self {
@@ -91,11 +90,26 @@ impl Answer {
             status,
             body: body.to_owned(),
             retry_after: None,
+            headers: Vec::new(),
+            echo_path: false,
+        }
+    }
+
+    /// `status` with `body` followed by the request's path.
+    pub fn echoing_path(status: u16, body: &str) -> Self {
+        Self {
+            echo_path: true,
+            ..Self::with_body(status, body)
         }
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 }
@@ -184,17 +198,82 @@ async fn record(
         json,
         at: tokio::time::Instant::now(),
     });
-    let mut response = (
-        StatusCode::from_u16(answer.status).unwrap(),
-        answer.body.clone(),
-    )
-        .into_response();
+    let mut body = answer.body.clone();
+    if answer.echo_path {
+        body.push_str(uri.path());
+    }
+    let mut response = (StatusCode::from_u16(answer.status).unwrap(), body).into_response();
     if let Some(seconds) = answer.retry_after {
         response
             .headers_mut()
             .insert("retry-after", seconds.to_string().parse().unwrap());
     }
+    for (name, value) in &answer.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
     response
+}
+
+/// How [`start_big_body_server`] answers every request.
+#[derive(Debug, Clone, Copy)]
+pub enum BigBody {
+    /// `Content-Length` of 100 MB, 65 KiB sent, then nothing more.
+    Declared,
+    /// Chunked, 1 KiB chunks, 100 of them, then nothing more.
+    Chunked,
+}
+
+/// A raw HTTP/1.1 server that answers every request 200 with a body far
+/// larger than any real vendor or channel answer, and never finishes it.
+/// Returns its address and when each connection arrived.
+pub async fn start_big_body_server(
+    kind: BigBody,
+) -> (SocketAddr, Arc<Mutex<Vec<tokio::time::Instant>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            seen.lock().unwrap().push(tokio::time::Instant::now());
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let chunk = vec![b'x'; 1024];
+                match kind {
+                    BigBody::Declared => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                    content-length: 104857600\r\n\r\n";
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        for _ in 0..65 {
+                            let _ = stream.write_all(&chunk).await;
+                        }
+                    }
+                    BigBody::Chunked => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                    transfer-encoding: chunked\r\n\r\n";
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        for _ in 0..100 {
+                            let _ = stream.write_all(b"400\r\n").await;
+                            let _ = stream.write_all(&chunk).await;
+                            let _ = stream.write_all(b"\r\n").await;
+                        }
+                    }
+                }
+                // Hold the connection open: the body never ends.
+                std::future::pending::<()>().await;
+                drop(stream);
+            });
+        }
+    });
+    (addr, arrivals)
 }
 
 /// Verifies a Standard Webhooks v1 signature from the specification alone:
@@ -391,6 +470,12 @@ impl Daemon {
             .unwrap_or(serde_json::Value::Null)
     }
 
+    /// The value of the series `name{labels}` on /metrics (exactly those
+    /// labels, in any order); `None` if there is no such series.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        series_value(&self.scrape().await, name, labels)
+    }
+
     pub async fn scrape(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.addr))
             .await
@@ -399,6 +484,32 @@ impl Daemon {
             .await
             .unwrap()
     }
+}
+
+/// The value of the series `name{labels}` in a Prometheus text scrape
+/// (exactly those labels, in any order).
+pub fn series_value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, mut have) = match series.split_once('{') {
+                Some((metric, rest)) => (
+                    metric,
+                    rest.trim_end_matches('}')
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                ),
+                None => (series, Vec::new()),
+            };
+            have.sort();
+            (metric == name && have == wanted).then(|| value.parse().ok())?
+        })
 }
 
 /// Sleeps in tokio time (paused clock: instant in real time).
