@@ -2,7 +2,6 @@
 //! and the admin API (`/api/v1/...`, `POST /-/reload`) behind the bearer
 //! token of `[daemon] admin_token_*`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::Json;
@@ -20,12 +19,13 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::daemon::ReloadRequest;
 use crate::linker::Fleet;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub metrics: Metrics,
-    /// Set once the config is loaded and supervisors run.
-    pub ready: Arc<AtomicBool>,
+    /// Whether supervisors run and none has died.
+    pub readiness: Readiness,
     pub fleet: Arc<Mutex<Fleet>>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
@@ -118,7 +118,7 @@ async fn healthy() -> &'static str {
 }
 
 async fn ready(State(state): State<AdminState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
+    if state.readiness.is_ready() {
         (StatusCode::OK, "relinkd is ready.\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "relinkd is not ready.\n")

@@ -1,12 +1,23 @@
-//! Wall-clock times derived from the monotonic clock. Expiries shown to
-//! admins, exported in metrics and persisted across restarts are computed
-//! here, so they follow tokio's clock (and its paused clock in tests) and
-//! never jump when the system clock is stepped.
+//! Wall-clock times derived from the monotonic clock, and how relinkd writes
+//! times. Expiries shown to admins, exported in metrics and persisted across
+//! restarts are computed here, so they follow tokio's clock (and its paused
+//! clock in tests) and never jump when the system clock is stepped.
+//!
+//! Every conversion and every format here is total: a time from a state
+//! file or a vendor, however far off, is clamped, never a panic.
 
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
+
+/// Latest time relinkd writes: 9999-12-31T23:59:59Z (RFC 3339 has four-digit
+/// years). Later times are written as this.
+const LATEST_WRITTEN: Duration = Duration::from_secs(253_402_300_799);
+
+/// Furthest ahead an instant is ever placed (no deadline relinkd keeps is
+/// anywhere near; this only keeps arithmetic from overflowing).
+const FURTHEST_AHEAD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The wall clock and the monotonic clock read once, together.
 fn anchor() -> &'static (SystemTime, std::time::Instant) {
@@ -19,19 +30,19 @@ pub fn wall(at: Instant) -> SystemTime {
     let (wall, mono) = *anchor();
     let at = at.into_std();
     if at >= mono {
-        wall + (at - mono)
+        wall.checked_add(at - mono).unwrap_or(wall)
     } else {
-        wall - (mono - at)
+        wall.checked_sub(mono - at).unwrap_or(UNIX_EPOCH)
     }
 }
 
 /// The tokio instant of a wall-clock time (a time further back than an
-/// `Instant` can hold maps to now).
+/// `Instant` can hold maps to now; one absurdly far ahead, to a century).
 pub fn instant(at: SystemTime) -> Instant {
     let now = Instant::now();
     let wall_now = wall(now);
     match at.duration_since(wall_now) {
-        Ok(ahead) => now + ahead,
+        Ok(ahead) => now + ahead.min(FURTHEST_AHEAD),
         Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
     }
 }
@@ -43,14 +54,59 @@ pub fn now() -> SystemTime {
 
 /// Unix seconds of a wall-clock time (0 before 1970).
 pub fn unix_seconds(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Unix milliseconds of a wall-clock time (0 before 1970).
+pub fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The wall-clock time `ms` Unix milliseconds stand for.
+pub fn from_unix_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH + LATEST_WRITTEN)
+}
+
+/// Within what RFC 3339 can write: 1970 to the end of year 9999.
+fn writable(at: SystemTime) -> SystemTime {
+    at.clamp(UNIX_EPOCH, UNIX_EPOCH + LATEST_WRITTEN)
+}
+
+/// `2026-11-29T10:02:30Z`
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(writable(at)).to_string()
+}
+
+/// `2026-11-29 10:02:30 UTC`
+pub fn utc(at: SystemTime) -> String {
+    let rfc = rfc3339(at);
+    format!("{} UTC", rfc.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// `10:02:30 UTC`
+pub fn utc_time_of_day(at: SystemTime) -> String {
+    utc(at)
+        .split_once(' ')
+        .map_or_else(String::new, |(_, time)| time.to_owned())
+}
+
+/// `2026-11-29 11:02:30 CET` in `zone`; `None` for an unknown zone.
+pub fn in_zone(at: SystemTime, zone: &str) -> Option<String> {
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let ts = jiff::Timestamp::try_from(writable(at)).ok()?;
+    Some(
+        ts.to_zoned_datetime(tz)
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn wall_time_follows_the_tokio_clock() {
@@ -66,5 +122,33 @@ mod tests {
         let back = instant(wall(at));
         let diff = if back > at { back - at } else { at - back };
         assert!(diff < Duration::from_millis(5));
+    }
+
+    #[test]
+    fn times_read_naturally_in_utc_and_in_a_zone() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_946_550);
+        assert_eq!(rfc3339(t), "2026-11-29T10:02:30Z");
+        assert_eq!(utc(t), "2026-11-29 10:02:30 UTC");
+        assert_eq!(utc_time_of_day(t), "10:02:30 UTC");
+        assert_eq!(
+            in_zone(t, "Europe/Berlin").as_deref(),
+            Some("2026-11-29 11:02:30 CET")
+        );
+        assert_eq!(in_zone(t, "Mars/Olympus"), None);
+    }
+
+    #[test]
+    fn no_representable_time_makes_formatting_or_conversion_panic() {
+        for ms in [0, 253_402_300_800_000, u64::MAX / 2, u64::MAX] {
+            let at = from_unix_millis(ms);
+            assert!(rfc3339(at).ends_with('Z'));
+            assert!(utc(at).ends_with(" UTC"));
+            let _ = in_zone(at, "Asia/Tokyo");
+            let _ = instant(at);
+        }
+        assert_eq!(rfc3339(from_unix_millis(u64::MAX)), "9999-12-31T23:59:59Z");
+        let long_ago = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(rfc3339(long_ago), "1970-01-01T00:00:00Z");
+        let _ = instant(long_ago);
     }
 }

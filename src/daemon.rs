@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,7 +19,9 @@ use crate::config::{self, Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::greenapi::Client;
 use crate::linker::{Changes, Fleet};
+use crate::listener::{self, ListenerMetrics};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::service::Notifier;
 use crate::state::{StateBoard, StateError, StateStore};
 
@@ -28,6 +29,8 @@ use crate::state::{StateBoard, StateError, StateStore};
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// How often STATUS= is refreshed when systemd wants no watchdog pings.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// Reload requests waiting while one runs (more are covered by those).
+const RELOAD_QUEUE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -40,9 +43,10 @@ pub enum DaemonError {
 }
 
 /// Reads a config for a reload (tests pass one with their own environment).
+/// It runs on a blocking thread: it reads files, which may be slow or stuck.
 pub type Loader = Arc<dyn Fn(&Path) -> Result<Config, ConfigError> + Send + Sync>;
 
-/// A reload asked for over the admin API, with where to send the outcome.
+/// A reload, asked for by SIGHUP (no reply) or over the admin API.
 pub struct ReloadRequest {
     pub reply: Option<oneshot::Sender<Result<Changes, String>>>,
 }
@@ -75,7 +79,8 @@ impl Daemon {
     }
 
     /// Runs until `shutdown` resolves; every message on `reloads` (SIGHUP)
-    /// reloads the config file. Returns once drained.
+    /// reloads the config file. Returns once drained. A reload in progress
+    /// never delays shutdown.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -91,6 +96,7 @@ impl Daemon {
         let listen = listener.local_addr().map_err(DaemonError::Listener)?;
         let store = StateStore::open(&config.daemon.state_dir)?;
         let board = StateBoard::new(store.load());
+        let readiness = Readiness::default();
 
         let client = Client::new(config.daemon.max_concurrent_requests, metrics.api.clone());
         let http = crate::outbound::client();
@@ -102,6 +108,7 @@ impl Daemon {
             metrics.clone(),
             board.clone(),
             deliveries.clone(),
+            readiness.clone(),
         );
         fleet.start(&config);
         let fleet = Arc::new(Mutex::new(fleet));
@@ -109,24 +116,38 @@ impl Daemon {
         let stop = CancellationToken::new();
         let writer = tokio::spawn(board.clone().write_until(store, stop.clone()));
 
-        let ready = Arc::new(AtomicBool::new(false));
         let admin_token = Arc::new(RwLock::new(config.daemon.admin_token.clone()));
-        let (reload_tx, mut api_reloads) = mpsc::channel::<ReloadRequest>(4);
+        let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(RELOAD_QUEUE);
+        // SIGHUP takes the admin API's path; a reload already queued covers it.
+        let sighup_tx = reload_tx.clone();
+        tokio::spawn(async move {
+            while reloads.recv().await.is_some() {
+                let _ = sighup_tx.try_send(ReloadRequest { reply: None });
+            }
+        });
         let router = admin::router(AdminState {
             metrics: metrics.clone(),
-            ready: ready.clone(),
+            readiness: readiness.clone(),
             fleet: fleet.clone(),
             reload: reload_tx,
             admin_token: admin_token.clone(),
         });
-        let server_stop = stop.clone();
-        let mut server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(server_stop.cancelled_owned())
-                .await
-        });
+        let (max_connections, capped) = listener::connection_limit(config.daemon.max_connections);
+        if let Some(why) = capped {
+            tracing::warn!("{why}");
+        }
+        let listener_metrics = ListenerMetrics::register(metrics.registry());
+        let mut server = tokio::spawn(listener::serve(
+            listener,
+            router,
+            max_connections,
+            listener_metrics,
+            stop.clone(),
+        ));
 
-        let mut control = Control {
+        let channels = config.channels.len();
+        let reloads_stop = CancellationToken::new();
+        let control = Control {
             config,
             fleet: fleet.clone(),
             metrics: metrics.clone(),
@@ -136,41 +157,39 @@ impl Daemon {
             http,
             admin_token,
         };
+        let reloader = tokio::spawn(control.serve(reload_rx, reloads_stop.clone()));
         metrics.reload_succeeded();
         let status = {
             let fleet = fleet.lock().await;
-            tracing::info!(instances = fleet.len(), channels = control.config.channels.len(), %listen, "relinkd running");
+            tracing::info!(instances = fleet.len(), channels, %listen, max_connections, "relinkd running");
             fleet.summary().to_string()
         };
-        ready.store(true, Ordering::Release);
+        readiness.set_started(true);
         notifier.ready(&status);
-        let health = tokio::spawn(report_health(fleet.clone(), client, notifier, stop.clone()));
+        let health = tokio::spawn(report_health(
+            fleet.clone(),
+            client,
+            notifier,
+            readiness.clone(),
+            stop.clone(),
+        ));
 
         tokio::pin!(shutdown);
-        let result = loop {
-            tokio::select! {
-                () = &mut shutdown => break Ok(()),
-                Some(()) = reloads.recv() => {
-                    control.reload().await.ok();
-                }
-                Some(request) = api_reloads.recv() => {
-                    let outcome = control.reload().await;
-                    if let Some(reply) = request.reply {
-                        let _ = reply.send(outcome);
-                    }
-                }
-                served = &mut server => break match served {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(DaemonError::Listener(e)),
-                    Err(e) => Err(DaemonError::Listener(std::io::Error::other(e))),
-                },
-            }
+        let result = tokio::select! {
+            () = &mut shutdown => Ok(()),
+            served = &mut server => Err(DaemonError::Listener(std::io::Error::other(match served {
+                Ok(()) => "the listener stopped".to_owned(),
+                Err(e) => e.to_string(),
+            }))),
         };
 
-        // Drain: stop polling, let deliveries finish briefly, persist, stop.
+        // Drain: no more reloads (one in progress is abandoned), stop
+        // polling, let deliveries finish briefly, persist, stop listening.
         notifier.stopping();
-        ready.store(false, Ordering::Release);
+        readiness.set_started(false);
         tracing::info!("shutting down");
+        reloads_stop.cancel();
+        let _ = reloader.await;
         fleet.lock().await.shutdown().await;
         deliveries.close();
         if tokio::time::timeout(DRAIN_GRACE, deliveries.wait())
@@ -193,7 +212,7 @@ impl Daemon {
     }
 }
 
-/// The one reload path (SIGHUP, the admin API).
+/// The one reload path (SIGHUP, the admin API), one reload at a time.
 struct Control {
     config: Config,
     fleet: Arc<Mutex<Fleet>>,
@@ -206,9 +225,43 @@ struct Control {
 }
 
 impl Control {
+    /// Takes reload requests until `stop`; a reload under way when `stop`
+    /// comes is abandoned (its config read may be stuck on a file).
+    async fn serve(mut self, mut requests: mpsc::Receiver<ReloadRequest>, stop: CancellationToken) {
+        loop {
+            let request = tokio::select! {
+                () = stop.cancelled() => return,
+                request = requests.recv() => match request {
+                    Some(request) => request,
+                    None => return,
+                },
+            };
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = self.reload() => outcome,
+            };
+            if let Some(reply) = request.reply {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Reads the config file on a blocking thread, so no file can stall the
+    /// runtime, then applies it.
+    async fn load(&self) -> Result<Config, String> {
+        let (loader, path) = (self.loader.clone(), self.config.path.clone());
+        match tokio::task::spawn_blocking(move || loader(&path)).await {
+            Ok(loaded) => loaded.map_err(|e| e.to_string()),
+            Err(e) => Err(format!(
+                "{}: reading the config failed: {e}",
+                self.config.path.display()
+            )),
+        }
+    }
+
     async fn reload(&mut self) -> Result<Changes, String> {
         self.notifier.reloading();
-        let new = match (self.loader)(&self.config.path) {
+        let new = match self.load().await {
             Ok(new) => new,
             Err(error) => {
                 self.metrics.reload_failed();
@@ -216,9 +269,9 @@ impl Control {
                 let summary = self.fleet.lock().await.summary();
                 self.notifier.ready(&format!(
                     "reload failed, running config kept ({}); {summary}",
-                    first_line(&error.to_string())
+                    first_line(&error)
                 ));
-                return Err(error.to_string());
+                return Err(error);
             }
         };
         for warning in &new.warnings {
@@ -284,6 +337,9 @@ impl Control {
         if old.max_concurrent_requests != new.max_concurrent_requests {
             keys.push("max_concurrent_requests");
         }
+        if old.max_connections != new.max_connections {
+            keys.push("max_connections");
+        }
         if !keys.is_empty() {
             tracing::warn!(
                 keys = ?keys,
@@ -298,12 +354,13 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Refreshes STATUS= and pings the watchdog, but only while the fleet makes
-/// progress: no supervisor past its deadline, or vendor requests still
-/// completing (a slow vendor is a backlog, not a wedge).
+/// progress: every supervisor alive, and none past its deadline or vendor
+/// requests still completing (a slow vendor is a backlog, not a wedge).
 async fn report_health(
     fleet: Arc<Mutex<Fleet>>,
     client: Client,
     notifier: Notifier,
+    readiness: Readiness,
     stop: CancellationToken,
 ) {
     let watchdog = notifier.watchdog_interval();
@@ -325,9 +382,10 @@ async fn report_health(
             )
         };
         let completed = client.completed();
-        // A supervisor that stopped (it never should) leaves its instance
-        // unwatched: let systemd restart relinkd.
-        let progressing = stopped.is_empty() && (overdue.is_empty() || completed != last_completed);
+        // A supervisor that stopped or panicked (it never should) leaves its
+        // instance unwatched: let systemd restart relinkd.
+        let alive = stopped.is_empty() && readiness.dead_supervisors() == 0;
+        let progressing = alive && (overdue.is_empty() || completed != last_completed);
         last_completed = completed;
         if summary != last_status {
             notifier.status(&summary);
@@ -342,6 +400,7 @@ async fn report_health(
             tracing::error!(
                 overdue = overdue.len(),
                 first = overdue.first(),
+                stopped = stopped.len(),
                 "supervisors are not making progress; withholding the watchdog ping"
             );
         }

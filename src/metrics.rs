@@ -94,6 +94,11 @@ impl Metrics {
         }
     }
 
+    /// The registry components register their own metrics on.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Registers an instance's series (all at 0) and returns its handle.
     /// Registering an id again returns the existing handle, so counters
     /// survive a supervisor restart on reload.

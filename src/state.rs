@@ -3,16 +3,21 @@
 //! whether it was delivered, and a pause's end; per restricted instance, the
 //! state the admins were told about. Never a code, never a token.
 //!
-//! Writes are atomic (temp file, fsync, rename, fsync of the directory). A
-//! file that cannot be read or parsed is set aside with a warning and relinkd
-//! starts fresh; a directory that cannot be written is a startup error.
+//! Writes are atomic (a fresh temp file, fsync, rename, fsync of the
+//! directory). A file that cannot be read or parsed is set aside with a
+//! warning and relinkd starts fresh; a directory that cannot be written is a
+//! startup error. Nothing is ever written or read through a symbolic link
+//! planted in the directory, and one daemon at a time holds the directory
+//! (an exclusive lock on `relinkd.lock`): a second one would request codes
+//! that invalidate the first one's.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -24,6 +29,7 @@ use crate::linker::Phase;
 use crate::linker::policy::Code;
 
 pub const FILE_NAME: &str = "state.json";
+pub const LOCK_FILE_NAME: &str = "relinkd.lock";
 pub const VERSION: u32 = 1;
 
 /// At most one write per this interval: a fleet-wide outage changes many
@@ -36,6 +42,12 @@ pub enum StateError {
     Create { dir: PathBuf, source: io::Error },
     #[error("state_dir {dir}: not writable: {source}")]
     NotWritable { dir: PathBuf, source: io::Error },
+    #[error(
+        "state_dir {dir} is in use by another relinkd{}; two daemons on one fleet would \
+         invalidate each other's codes. Stop the other one, or give this one its own state_dir",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse { dir: PathBuf, holder: Option<u32> },
 }
 
 /// One instance's persisted episode. Times are Unix milliseconds.
@@ -71,12 +83,12 @@ struct StateFile {
 }
 
 fn to_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    clock::unix_millis(at)
 }
 
+/// Any `u64` is a time (clamped by the clock, then by the policy's restore).
 fn from_ms(ms: u64) -> tokio::time::Instant {
-    clock::instant(UNIX_EPOCH + Duration::from_millis(ms))
+    clock::instant(clock::from_unix_millis(ms))
 }
 
 impl Record {
@@ -140,29 +152,60 @@ impl Record {
     }
 }
 
-/// The state file in its directory.
+/// Opens without following a symbolic link in the last component.
+fn no_follow() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options
+}
+
+/// The state file in its directory, and the directory's lock (held for as
+/// long as any clone of the store lives).
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    _lock: std::sync::Arc<File>,
 }
 
 impl StateStore {
-    /// Creates the directory if needed and proves it writable.
+    /// Creates the directory if needed, takes its lock (writing the lock
+    /// file also proves the directory writable) and records our pid in it.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         fs::create_dir_all(dir).map_err(|source| StateError::Create {
             dir: dir.to_path_buf(),
             source,
         })?;
-        let probe = dir.join(".relinkd-write-test");
-        File::create(&probe)
-            .and_then(|mut f| f.write_all(b"ok"))
-            .and_then(|()| fs::remove_file(&probe))
-            .map_err(|source| StateError::NotWritable {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+        let not_writable = |source| StateError::NotWritable {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let mut lock = no_follow()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(LOCK_FILE_NAME))
+            .map_err(not_writable)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = lock.read_to_string(&mut text);
+                return Err(StateError::InUse {
+                    dir: dir.to_path_buf(),
+                    holder: text.trim().parse().ok(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(not_writable(e)),
+        }
+        lock.set_len(0)
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .and_then(|()| lock.sync_all())
+            .map_err(not_writable)?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -174,7 +217,11 @@ impl StateStore {
     /// corrupt or unknown-version file is moved aside with a warning.
     pub fn load(&self) -> BTreeMap<u64, Record> {
         let path = self.path();
-        let text = match fs::read_to_string(&path) {
+        let read = no_follow().read(true).open(&path).and_then(|mut file| {
+            let mut text = String::new();
+            file.read_to_string(&mut text).map(|_| text)
+        });
+        let text = match read {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
             Err(e) => {
@@ -242,13 +289,16 @@ impl StateStore {
                 .collect(),
         };
         let body = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.path())?;
+        // A fresh name, created exclusively (never a planted file or link);
+        // removed again if anything below fails.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{FILE_NAME}."))
+            .suffix(".tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(&self.dir)?;
+        tmp.write_all(&body)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.path()).map_err(|e| e.error)?;
         // The rename itself is durable once the directory is synced.
         File::open(&self.dir)?.sync_all()
     }
@@ -367,7 +417,49 @@ mod tests {
         assert!(store.load().is_empty());
         store.save(&records()).unwrap();
         assert_eq!(store.load(), records());
-        assert!(!dir.path().join("state.json.tmp").exists());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 2, "only the state file and the lock: {left:?}");
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateStore::open(dir.path()).unwrap();
+        let err = StateStore::open(dir.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("in use by another relinkd"), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        StateStore::open(dir.path()).expect("free again once the first is gone");
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_written_or_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        for name in [".relinkd-write-test", "state.json.tmp", LOCK_FILE_NAME] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        // The lock file is a planted link: refused, the victim untouched.
+        assert!(StateStore::open(dir.path()).is_err());
+        fs::remove_file(dir.path().join(LOCK_FILE_NAME)).unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.save(&records()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // A state file that is a link is set aside, not read.
+        fs::remove_file(store.path()).unwrap();
+        std::os::unix::fs::symlink(&victim, store.path()).unwrap();
+        assert!(store.load().is_empty());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!store.path().exists());
     }
 
     #[test]

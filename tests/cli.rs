@@ -94,3 +94,142 @@ fn run_with_a_missing_config_exits_1_with_the_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/relinkd.toml"));
 }
+
+/// A child process that is killed when the test is done with it, passed or
+/// failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` up to `limit`; kills it and fails if it is still running.
+fn exit_within(child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    exited_within(child, limit).unwrap_or_else(|| panic!("still running after {limit:?}"))
+}
+
+/// `child`'s output if it exits within `limit`; else it is killed.
+fn exited_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::Output> {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn check_config_refuses_a_fifo_secret_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let path = write(
+        &dir,
+        "relinkd.toml",
+        &GOOD.replace(
+            "api_token_env = \"RELINKD_TEST_TOKEN\"",
+            "api_token_file = \"token\"",
+        ),
+    );
+    let child = relinkd()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = exit_within(child, std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api_token_file"), "{stderr}");
+    assert!(stderr.contains("is not a regular file"), "{stderr}");
+}
+
+#[test]
+fn check_config_warns_about_settings_that_risk_a_lockout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "relinkd.toml",
+        &format!("[defaults]\ncooldown = \"1m\"\n{GOOD}"),
+    );
+    let out = relinkd()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("RELINKD_TEST_TOKEN", "tok-cli-123456")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: "), "{stderr}");
+    assert!(
+        stderr.contains("defaults.cooldown: 1m is short"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_exits_1_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let path = write(
+        &dir,
+        "relinkd.toml",
+        &format!(
+            "[daemon]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+            state.display()
+        ),
+    );
+    let first = KillOnDrop(
+        relinkd()
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lock = state.join("relinkd.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&lock)
+        .map(|pid| pid.trim() != first.0.id().to_string())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = relinkd()
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = exited_within(second, std::time::Duration::from_secs(10));
+    let first_pid = first.0.id();
+    drop(first);
+    let out = out.expect("the second daemon ran beside the first");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another relinkd"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {first_pid}")), "{stderr}");
+}

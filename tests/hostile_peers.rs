@@ -146,7 +146,8 @@ async fn an_unknown_state_with_control_characters_is_shown_as_one_bounded_line()
 #[tokio::test(start_paused = true)]
 async fn a_token_straddling_the_length_cut_of_an_error_text_leaks_no_part_of_itself() {
     let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-    let body = format!("{}{TOKEN}", "x".repeat(195));
+    // The cut at 200 characters falls just before the token's last one.
+    let body = format!("{}{TOKEN}", "x".repeat(200 - TOKEN.len() + 1));
     sim.set_fault(FIRST_ID, fault(status_body(400, &body), "getStateInstance"));
     let (_hook, hook_addr) = Receiver::start().await;
     let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, LINKING));
@@ -155,6 +156,7 @@ async fn a_token_straddling_the_length_cut_of_an_error_text_leaks_no_part_of_its
     let status = daemon.instance_status(FIRST_ID).await;
     let error = status["last_error"].as_str().unwrap();
     assert!(error.contains("xxxxx"), "{error}");
+    assert!(!error.contains(&TOKEN[..TOKEN.len() - 1]), "{error}");
     assert!(!error.contains(&TOKEN[..6]), "{error}");
     daemon.stop().await;
 }

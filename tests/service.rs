@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::fs::OpenOptionsExt as _;
+
 use common::*;
 
 const DEFAULTS: &str = "poll_interval = \"60s\"\nlinking_poll_interval = \"5s\"\n\
@@ -285,4 +287,199 @@ async fn without_an_admin_token_the_admin_api_is_disabled() {
     let (status, _, _) = daemon.api_get("/-/ready", None).await;
     assert_eq!(status, 200);
     daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_honoured_while_a_reload_is_stuck_reading_the_config() {
+    let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+    let (_hook, hook_addr) = Receiver::start().await;
+    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
+    // A reload whose read of the config never returns (a file on a hung
+    // mount, say) until the test lets it go.
+    let (release, stuck) = std::sync::mpsc::channel::<()>();
+    let stuck = std::sync::Arc::new(std::sync::Mutex::new(stuck));
+    let loader: relinkd::daemon::Loader = std::sync::Arc::new(move |_: &std::path::Path| {
+        let _ = stuck.lock().unwrap().recv();
+        Err(relinkd::config::ConfigError::Parse {
+            path: "relinkd.toml".into(),
+            message: "released".into(),
+        })
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut daemon = Daemon::start_with_loader(config, listener, loader).await;
+    daemon.reload().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The daemon still answers while the reload hangs.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)),
+    )
+    .await;
+    daemon.request_stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !daemon.has_stopped() {
+        if std::time::Instant::now() > deadline {
+            // Let the stuck reader go, so the failure is reported, not hung.
+            drop(release);
+            panic!("shutdown waited for a stuck reload");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(release);
+    assert_eq!(answered.map(|(status, _, _)| status).ok(), Some(200));
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_config() {
+    let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+    let (_hook, hook_addr) = Receiver::start().await;
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
+    let daemon = Daemon::start(config).await;
+    wait(secs(5)).await;
+    let fifo = dir.path().join("token-fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    rewrite_config(
+        &dir,
+        &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS).replace(
+            "api_token_env = \"GREENAPI_TOKEN\"",
+            "api_token_file = \"token-fifo\"",
+        ),
+    );
+    // Should a read of the FIFO ever block again, a writer lets it go after
+    // 10 s, so the test fails on the timing below instead of hanging.
+    let writer_end = fifo.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(writer_end);
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the reload blocked on the FIFO"
+    );
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("instance[0].api_token_file"), "{error}");
+    assert!(error.contains("is not a regular file"), "{error}");
+    assert_eq!(
+        daemon
+            .metric("relinkd_config_last_reload_successful", &[])
+            .await,
+        Some(0.0)
+    );
+    let calls = sim.calls(FIRST_ID).len();
+    wait(secs(130)).await;
+    assert!(sim.calls(FIRST_ID).len() >= calls + 2, "still watched");
+    daemon.stop().await;
+}
+
+/// Writes a state file as a previous run (or an attacker) left it.
+fn plant_state(dir: &tempfile::TempDir, instances: serde_json::Value) {
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let file = serde_json::json!({"version": 1, "saved_at_ms": 0, "instances": instances});
+    std::fs::write(state_dir.join("state.json"), file.to_string()).unwrap();
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(start_paused = true)]
+async fn restored_times_are_clamped_so_a_state_file_can_neither_crash_nor_stall_an_instance() {
+    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized", "notAuthorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
+    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 3\ncooldown = \"1h\"";
+    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, defaults));
+    let now = unix_ms_now();
+    plant_state(
+        &dir,
+        serde_json::json!({
+            // A pause ending in the year 10000, an episode "started" there.
+            FIRST_ID.to_string(): {"phase": "paused", "episode_started_ms": 253_402_300_800_000u64,
+                                   "codes_used": 3, "paused_until_ms": 253_402_300_800_000u64},
+            // A delivered code "valid" for 30 days.
+            (FIRST_ID + 1).to_string(): {"phase": "linking", "episode_started_ms": now,
+                                         "codes_used": 1, "code_expires_ms": now + 30 * 86_400_000,
+                                         "code_delivered": true},
+        }),
+    );
+    let daemon = Daemon::start(config).await;
+    wait(secs(30)).await;
+    // Both supervisors run and report.
+    let (status, _, _) = daemon.api_get("/-/ready", None).await;
+    assert_eq!(status, 200);
+    for id in [FIRST_ID, FIRST_ID + 1] {
+        assert!(!sim.calls(id).is_empty(), "{id} is polled");
+        let status = daemon.instance_status(id).await;
+        assert_eq!(status["state"], "notAuthorized", "{status}");
+    }
+    let paused = daemon.instance_status(FIRST_ID).await;
+    let until = paused["paused_until"].as_str().unwrap();
+    assert!(
+        until.starts_with("20"),
+        "the pause ends within the cooldown: {until}"
+    );
+    // The "30 day" code was taken as valid for code_ttl at most: the next
+    // code came after about 20 s, not 30 days.
+    assert_eq!(sim.codes_issued(FIRST_ID + 1), 1, "{:?}", hook.codes());
+    // The pause ends within the cooldown, not in the year 10000.
+    wait(secs(3600)).await;
+    assert!(sim.codes_issued(FIRST_ID) >= 1);
+    daemon.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reloads_keep_the_vendors_retry_after_whether_or_not_the_instance_changed() {
+    for changes_each_time in [false, true] {
+        let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+        let (_hook, hook_addr) = Receiver::start().await;
+        let defaults =
+            |poll: &str| format!("poll_interval = \"{poll}\"\nlinking_poll_interval = \"2s\"");
+        let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, &defaults("2s")));
+        sim.set_fault(
+            FIRST_ID,
+            relinkd::sim::Fault::new(relinkd::sim::FaultKind::RateLimited {
+                retry_after: Some(60),
+            })
+            .on("getStateInstance"),
+        );
+        let daemon = Daemon::start(config).await;
+        wait(secs(1)).await;
+        assert_eq!(sim.calls(FIRST_ID).len(), 1, "the first poll met the 429");
+        for i in 0..20 {
+            if changes_each_time {
+                let poll = if i % 2 == 0 { "3s" } else { "2s" };
+                rewrite_config(&dir, &fleet_toml(sim_addr, hook_addr, 1, &defaults(poll)));
+            }
+            daemon.reload().await;
+            wait(secs(1)).await;
+        }
+        assert_eq!(
+            sim.calls(FIRST_ID).len(),
+            1,
+            "changes each time: {changes_each_time}: reloads cut the vendor's Retry-After short"
+        );
+        wait(secs(45)).await;
+        assert_eq!(
+            sim.calls(FIRST_ID).len(),
+            2,
+            "polled again once Retry-After passed"
+        );
+        daemon.stop().await;
+    }
 }

@@ -13,6 +13,7 @@
 //! Secrets (API tokens, the admin token, webhook signing keys) are held in
 //! [`secrecy`] containers and never appear in errors, warnings or `Debug`.
 
+mod files;
 mod raw;
 mod secrets;
 mod validate;
@@ -168,6 +169,8 @@ pub struct DaemonConfig {
     pub admin_token: Option<SecretString>,
     /// Default 64, 1..=10000.
     pub max_concurrent_requests: usize,
+    /// Connections the admin listener holds at once; default 256, 1..=100000.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -351,10 +354,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Reads and validates the config at `path`, reading environment variables
 /// (`*_env` secrets, `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`) from `env`.
 pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_config_file(path)?;
     let digest = sha256_hex(&bytes);
     let result = parse_and_validate(path, &bytes, digest, env);
     // The text may hold inline secrets: do not leave it lying in freed memory.
@@ -374,10 +374,7 @@ pub fn load_daemon_section(
     env: &dyn Environment,
     admin_token: bool,
 ) -> Result<DaemonConfig, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_config_file(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
@@ -396,6 +393,22 @@ pub fn load_daemon_section(
     let mut bytes = bytes;
     secrecy::zeroize::Zeroize::zeroize(&mut bytes);
     result
+}
+
+/// Largest config file read (50,000 instances take about 8 MB).
+const MAX_CONFIG_BYTES: u64 = 256 << 20;
+
+/// The config file's bytes: a regular file, never a FIFO or a device.
+fn read_config_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    files::read_regular(path, MAX_CONFIG_BYTES)
+        .map(|(bytes, _mode)| bytes)
+        .map_err(|problem| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: match problem {
+                files::FileProblem::Io(e) => e,
+                other => io::Error::other(other.to_string()),
+            },
+        })
 }
 
 fn parse_and_validate(

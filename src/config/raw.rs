@@ -34,6 +34,7 @@ pub(super) struct RawDaemon {
     pub admin_token_credential: Option<String>,
     pub admin_token: Option<RawSecret>,
     pub max_concurrent_requests: Option<Value>,
+    pub max_connections: Option<Value>,
 }
 
 /// The `[defaults]` keys; each may be overridden in an `[[instance]]`.

@@ -3,8 +3,7 @@
 //! into a message.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -13,6 +12,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::files::{FileProblem, read_regular};
 use super::validate::Report;
 use super::{Environment, WebhookSecret};
 
@@ -155,7 +155,7 @@ fn from_file(
     let path = resolve_path(ctx.config_dir, path);
     match read_secret_file(&path) {
         Ok((secret, mode)) => {
-            if let Some(mode) = mode.filter(|m| m & 0o077 != 0) {
+            if mode & 0o077 != 0 {
                 report.warn(
                     key,
                     &format!(
@@ -234,7 +234,7 @@ fn from_credential(
     let path = dir.join(name);
     match read_secret_file(&path) {
         Ok((secret, _mode)) => Ok(secret),
-        Err(FileProblem::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+        Err(SecretFileProblem::File(FileProblem::Io(e))) if e.kind() == io::ErrorKind::NotFound => {
             report.error(
                 key,
                 format!(
@@ -262,74 +262,43 @@ fn resolve_path(config_dir: &Path, path: &str) -> PathBuf {
     }
 }
 
-enum FileProblem {
-    Io(io::Error),
-    NotRegular,
-    TooLarge,
+/// What can be wrong with a secret file besides how it is read.
+enum SecretFileProblem {
+    File(FileProblem),
     NotUtf8,
     Empty,
 }
 
-impl fmt::Display for FileProblem {
+impl fmt::Display for SecretFileProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FileProblem::Io(e) => write!(f, "cannot read: {e}"),
-            FileProblem::NotRegular => f.write_str("is not a regular file"),
-            FileProblem::TooLarge => write!(
-                f,
-                "is larger than {} KiB; is this the right file?",
-                MAX_SECRET_FILE_BYTES / 1024
-            ),
-            FileProblem::NotUtf8 => f.write_str("is not valid UTF-8 text"),
-            FileProblem::Empty => f.write_str("is empty"),
+            SecretFileProblem::File(problem) => problem.fmt(f),
+            SecretFileProblem::NotUtf8 => f.write_str("is not valid UTF-8 text"),
+            SecretFileProblem::Empty => f.write_str("is empty"),
         }
     }
 }
 
 /// Reads a secret file: trailing whitespace/newlines trimmed, must not be
-/// empty. Also returns the permission bits (Unix) for the readability check.
-fn read_secret_file(path: &Path) -> Result<(SecretString, Option<u32>), FileProblem> {
-    let file = File::open(path).map_err(FileProblem::Io)?;
-    let meta = file.metadata().map_err(FileProblem::Io)?;
-    if !meta.is_file() {
-        return Err(FileProblem::NotRegular);
-    }
-    let mode = file_mode(&meta);
-    let mut buf = Vec::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(FileProblem::Io)?;
-    if buf.len() as u64 > MAX_SECRET_FILE_BYTES {
-        buf.zeroize();
-        return Err(FileProblem::TooLarge);
-    }
+/// empty. Also returns the permission bits for the readability check.
+fn read_secret_file(path: &Path) -> Result<(SecretString, u32), SecretFileProblem> {
+    let (buf, mode) = read_regular(path, MAX_SECRET_FILE_BYTES).map_err(SecretFileProblem::File)?;
     let mut text = match String::from_utf8(buf) {
         Ok(text) => text,
         Err(e) => {
             e.into_bytes().zeroize();
-            return Err(FileProblem::NotUtf8);
+            return Err(SecretFileProblem::NotUtf8);
         }
     };
     let trimmed_len = text.trim_end().len();
     text.truncate(trimmed_len);
     let result = if text.is_empty() {
-        Err(FileProblem::Empty)
+        Err(SecretFileProblem::Empty)
     } else {
         Ok((SecretString::from(text.as_str()), mode))
     };
     text.zeroize();
     result
-}
-
-#[cfg(unix)]
-fn file_mode(meta: &std::fs::Metadata) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    Some(meta.permissions().mode())
-}
-
-#[cfg(not(unix))]
-fn file_mode(_meta: &std::fs::Metadata) -> Option<u32> {
-    None
 }
 
 /// Why a webhook signing secret was refused. Never contains the secret.

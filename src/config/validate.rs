@@ -22,9 +22,17 @@ use super::{
 const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 7788);
 const DEFAULT_STATE_DIR: &str = "./state";
 const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const DEFAULT_CHANNEL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The daemon never calls the vendor more than once per second per instance.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Below these, `code_ttl` and `cooldown` are warned about (tests and
+/// trials use short values; production must not).
+const SHORT_CODE_TTL: Duration = Duration::from_secs(30);
+const SHORT_COOLDOWN: Duration = Duration::from_secs(5 * 60);
+/// More codes than this in any hour, for one instance, is warned about:
+/// WhatsApp locks numbers out after about seven codes in a row.
+const MAX_CODES_PER_HOUR: u64 = 7;
 const CHANNEL_TYPES: &str =
     "\"webhook\", \"console\", \"telegram\", \"slack\", \"email\", \"whatsapp\"";
 /// The keys every channel type takes.
@@ -286,12 +294,21 @@ fn daemon(raw: &RawDaemon, ctx: &SecretContext<'_>, report: &mut Report) -> Daem
         None => DEFAULT_MAX_CONCURRENT_REQUESTS,
     };
 
+    let max_connections = match &raw.max_connections {
+        Some(value) => report
+            .check("daemon.max_connections", values::integer(value, 1, 100_000))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        None => DEFAULT_MAX_CONNECTIONS,
+    };
+
     DaemonConfig {
         listen,
         state_dir,
         log_format,
         admin_token,
         max_concurrent_requests,
+        max_connections,
     }
 }
 
@@ -345,20 +362,98 @@ fn settings(
         false,
     );
     duration("backoff_max", &raw.backoff_max, &mut out.backoff_max, false);
-    if let Some(value) = &raw.codes_per_episode {
-        if let Some(n) = report.check(
+    let budget_keys = [
+        ("code_ttl", &raw.code_ttl, out.code_ttl),
+        ("cooldown", &raw.cooldown, out.cooldown),
+    ];
+    for (name, given, value) in budget_keys {
+        if given.is_some() && value < Duration::from_secs(1) {
+            report.error(
+                format!("{prefix}.{name}"),
+                format!(
+                    "must be at least 1s (got {}): shorter would let relinkd ask for linking \
+                     codes as fast as the vendor answers, and WhatsApp locks the number out",
+                    humantime::format_duration(value)
+                ),
+            );
+        }
+    }
+    if let Some(value) = &raw.codes_per_episode
+        && let Some(n) = report.check(
             format!("{prefix}.codes_per_episode"),
             values::codes_per_episode(value),
-        ) {
-            out.codes_per_episode = n;
-        }
+        )
+    {
+        out.codes_per_episode = n;
     }
-    if let Some(value) = &raw.timezone {
-        if let Some(zone) = report.check(format!("{prefix}.timezone"), values::timezone(value)) {
-            out.timezone = Some(zone);
-        }
+    if let Some(value) = &raw.timezone
+        && let Some(zone) = report.check(format!("{prefix}.timezone"), values::timezone(value))
+    {
+        out.timezone = Some(zone);
+    }
+    // Said where the budget is written, so 50,000 instances inheriting
+    // [defaults] give one warning, not 50,000.
+    if raw.code_ttl.is_some() || raw.cooldown.is_some() || raw.codes_per_episode.is_some() {
+        warn_about_the_lockout_budget(prefix, &out, report);
     }
     out
+}
+
+/// Settings that pass validation but spend WhatsApp's pairing budget
+/// faster than it tolerates: warnings, not errors (trials use short values).
+fn warn_about_the_lockout_budget(prefix: &str, s: &InstanceSettings, report: &mut Report) {
+    if s.code_ttl >= Duration::from_secs(1) && s.code_ttl < SHORT_CODE_TTL {
+        report.warn(
+            &format!("{prefix}.code_ttl"),
+            &format!(
+                "{} is far shorter than a code lives (about 2.5 minutes): each new code \
+                 invalidates the one an admin may still be typing; use 150s outside tests",
+                humantime::format_duration(s.code_ttl)
+            ),
+        );
+    }
+    if s.cooldown >= Duration::from_secs(1) && s.cooldown < SHORT_COOLDOWN {
+        report.warn(
+            &format!("{prefix}.cooldown"),
+            &format!(
+                "{} is short: WhatsApp locks a number out of linking for hours after about 7 \
+                 codes in a row; use 1h outside tests",
+                humantime::format_duration(s.cooldown)
+            ),
+        );
+    }
+    let per_hour = most_codes_in_an_hour(s);
+    if per_hour > MAX_CODES_PER_HOUR {
+        report.warn(
+            prefix,
+            &format!(
+                "codes_per_episode = {}, code_ttl = {} and cooldown = {} allow up to {per_hour} \
+                 linking codes an hour for one instance; WhatsApp locks a number out after \
+                 about {MAX_CODES_PER_HOUR} in a row",
+                s.codes_per_episode,
+                humantime::format_duration(s.code_ttl),
+                humantime::format_duration(s.cooldown)
+            ),
+        );
+    }
+}
+
+/// The most codes one instance can be asked for in any hour: episodes of
+/// `codes_per_episode` codes, one per `code_ttl` (and never two within a
+/// second), each followed by `cooldown`; the hour starting with an episode.
+fn most_codes_in_an_hour(s: &InstanceSettings) -> u64 {
+    let hour = 3_600_000u128;
+    let per_episode = u128::from(s.codes_per_episode.max(1));
+    let ttl = s.code_ttl.max(MIN_POLL_INTERVAL).as_millis();
+    let cycle = per_episode * ttl + s.cooldown.as_millis();
+    let whole = hour / cycle;
+    let rest = hour % cycle;
+    let in_rest = if rest == 0 {
+        0
+    } else {
+        rest.div_ceil(ttl).min(per_episode)
+    };
+    u64::try_from(whole * per_episode + in_rest).unwrap_or(u64::MAX)
 }
 
 fn channels(

@@ -295,24 +295,8 @@ pub(super) fn instance_ref(value: &Value) -> Result<u64, String> {
     }
 }
 
-/// A minijinja template: must compile. The message is minijinja's, with the
-/// line of the template it refers to.
+/// A minijinja template: must compile and render within the template
+/// bounds (see `crate::template::check`).
 pub(super) fn template(source: &str) -> Result<(), String> {
-    if source.trim().is_empty() {
-        return Err("must not be empty (remove the key to use the default text)".to_owned());
-    }
-    let env = minijinja::Environment::empty();
-    match env.template_from_str(source) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let mut message = format!("not a valid template: {}", e.kind());
-            if let Some(detail) = e.detail() {
-                message.push_str(&format!(": {detail}"));
-            }
-            if let Some(line) = e.line() {
-                message.push_str(&format!(" (line {line})"));
-            }
-            Err(message)
-        }
-    }
+    crate::template::check(source)
 }

@@ -161,36 +161,17 @@ impl Notification {
             event: self.event.as_str(),
             instance: &self.instance,
             code: self.code(),
-            expires_at: self
-                .expires_at
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            expires_at: self.expires_at.map(crate::clock::rfc3339),
             state: &self.state,
             text,
         }
     }
 }
 
-/// `2026-11-29 10:02:30 UTC`
-pub fn format_utc(t: SystemTime) -> String {
-    let rfc = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} UTC", rfc.trim_end_matches('Z').replacen('T', " ", 1))
-}
-
-/// `2026-11-29 11:02:30 CET` in `zone`; `None` for an unknown zone.
-pub fn format_in_zone(t: SystemTime, zone: &str) -> Option<String> {
-    let tz = jiff::tz::TimeZone::get(zone).ok()?;
-    let ts = jiff::Timestamp::try_from(t).ok()?;
-    Some(
-        ts.to_zoned_datetime(tz)
-            .strftime("%Y-%m-%d %H:%M:%S %Z")
-            .to_string(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     fn about() -> About {
         About {
@@ -237,16 +218,5 @@ mod tests {
         assert_eq!(json["event"], "linked");
         assert!(json.get("code").is_none());
         assert!(json.get("expires_at").is_none());
-    }
-
-    #[test]
-    fn times_read_naturally_in_utc_and_in_a_zone() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_946_550);
-        assert_eq!(format_utc(t), "2026-11-29 10:02:30 UTC");
-        assert_eq!(
-            format_in_zone(t, "Europe/Berlin").as_deref(),
-            Some("2026-11-29 11:02:30 CET")
-        );
-        assert_eq!(format_in_zone(t, "Mars/Olympus"), None);
     }
 }

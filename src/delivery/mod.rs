@@ -57,7 +57,7 @@ use crate::redact::Redactor;
 
 pub use console::Console;
 pub use email::Email;
-pub use message::{About, Event, InstanceRef, Notification, format_in_zone, format_utc};
+pub use message::{About, Event, InstanceRef, Notification};
 pub use rate::RateGate;
 pub use signing::{WebhookSigner, sign};
 pub use slack::Slack;

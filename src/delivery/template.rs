@@ -5,23 +5,14 @@
 
 use std::time::SystemTime;
 
-use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment};
-use serde::Serialize;
+use minijinja::Environment;
 
-use super::message::{Notification, format_in_zone, format_utc};
+use super::message::Notification;
 use super::{Reason, SendError};
+use crate::clock;
 use crate::config::TemplateOverrides;
-
-/// How a channel marks text up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Plain,
-    /// Telegram `parse_mode: HTML`.
-    Html,
-    /// Slack / Mattermost mrkdwn.
-    Slack,
-}
+pub use crate::template::Style;
+use crate::template::{self, Context};
 
 pub const DEFAULT_CODE: &str = "relinkd: linking code for {{ instance_name | bold }} ({{ instance_id }}): {{ code | mono }}\n\
 Expires {{ expires_at_utc }}{% if expires_at_local %} ({{ expires_at_local }}){% endif %}, in {{ seconds_left }} s.\n\
@@ -44,27 +35,6 @@ pub const DEFAULT_SUBJECT: &str = "relinkd: {% if event == \"code\" %}code for {
 {% elif event == \"resumed\" %}codes resume for {{ instance_name }}\
 {% else %}test message{% endif %}";
 
-/// The variables a template sees (documented in README).
-#[derive(Serialize)]
-struct Context<'a> {
-    event: &'static str,
-    channel: &'a str,
-    instance_name: &'a str,
-    instance_id: u64,
-    phone: u64,
-    state: &'a str,
-    code: Option<&'a str>,
-    expires_at: Option<String>,
-    expires_at_utc: Option<String>,
-    expires_at_time_utc: Option<String>,
-    expires_at_local: Option<String>,
-    seconds_left: Option<u64>,
-    paused_until_utc: Option<String>,
-    paused_until_local: Option<String>,
-    codes_used: u32,
-    timezone: Option<&'a str>,
-}
-
 /// A channel's compiled templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -75,34 +45,7 @@ impl Templates {
     /// Compiles the defaults and `overrides` (validated at config load, so
     /// an error here is a bug; it is reported, not panicked on).
     pub fn new(channel: &str, style: Style, overrides: &TemplateOverrides) -> Result<Self, String> {
-        let mut env = Environment::new();
-        match style {
-            Style::Plain => env.set_auto_escape_callback(|_| AutoEscape::None),
-            Style::Html => env.set_auto_escape_callback(|_| AutoEscape::Html),
-            Style::Slack => {
-                env.set_auto_escape_callback(|_| AutoEscape::None);
-                env.set_formatter(|out, _state, value| {
-                    if value.is_undefined() || value.is_none() {
-                        return Ok(());
-                    }
-                    let text = value.to_string();
-                    let text = if value.is_safe() {
-                        text
-                    } else {
-                        slack_escape(&text)
-                    };
-                    out.write_str(&text).map_err(|_| {
-                        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
-                    })
-                });
-            }
-        }
-        env.add_filter("bold", move |v: Value| {
-            markup(style, &v.to_string(), Mark::Bold)
-        });
-        env.add_filter("mono", move |v: Value| {
-            markup(style, &v.to_string(), Mark::Mono)
-        });
+        let mut env = template::environment(style);
         let entries = [
             ("code", &overrides.code, DEFAULT_CODE),
             ("linked", &overrides.linked, DEFAULT_LINKED),
@@ -134,18 +77,14 @@ impl Templates {
     }
 
     fn render(&self, name: &str, n: &Notification) -> Result<String, SendError> {
-        let ctx = context(&self.channel, n);
-        self.env
-            .get_template(name)
-            .and_then(|t| t.render(&ctx))
-            .map(|text| text.trim().to_owned())
-            .map_err(|e| SendError::new(Reason::Other, format!("template {name}: {}", e.kind())))
+        template::render(&self.env, name, &context(&self.channel, n))
+            .map_err(|why| SendError::new(Reason::Other, format!("template {name}: {why}")))
     }
 }
 
 fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
     let zone = n.timezone.as_deref();
-    let local = |t: Option<SystemTime>| t.zip(zone).and_then(|(t, z)| format_in_zone(t, z));
+    let local = |t: Option<SystemTime>| t.zip(zone).and_then(|(t, z)| clock::in_zone(t, z));
     Context {
         event: n.event.as_str(),
         channel,
@@ -154,58 +93,18 @@ fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
         phone: n.phone,
         state: &n.state,
         code: n.code(),
-        expires_at: n
-            .expires_at
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-        expires_at_utc: n.expires_at.map(format_utc),
-        expires_at_time_utc: n.expires_at.map(|t| {
-            format_utc(t)
-                .split_once(' ')
-                .map_or(String::new(), |(_, time)| time.to_owned())
-        }),
+        expires_at: n.expires_at.map(clock::rfc3339),
+        expires_at_utc: n.expires_at.map(clock::utc),
+        expires_at_time_utc: n.expires_at.map(clock::utc_time_of_day),
         expires_at_local: local(n.expires_at),
-        seconds_left: n.expires_at.map(|t| {
-            t.duration_since(crate::clock::now())
-                .map_or(0, |d| d.as_secs())
-        }),
-        paused_until_utc: n.paused_until.map(format_utc),
+        seconds_left: n
+            .expires_at
+            .map(|t| t.duration_since(clock::now()).map_or(0, |d| d.as_secs())),
+        paused_until_utc: n.paused_until.map(clock::utc),
         paused_until_local: local(n.paused_until),
         codes_used: n.codes_used,
         timezone: zone,
     }
-}
-
-#[derive(Clone, Copy)]
-enum Mark {
-    Bold,
-    Mono,
-}
-
-/// `bold` / `mono` filters: escape the value for the style, then mark it up.
-fn markup(style: Style, text: &str, mark: Mark) -> Value {
-    let out = match (style, mark) {
-        (Style::Plain, _) => return Value::from(text),
-        (Style::Html, Mark::Bold) => format!("<b>{}</b>", html_escape(text)),
-        (Style::Html, Mark::Mono) => format!("<code>{}</code>", html_escape(text)),
-        (Style::Slack, Mark::Bold) => format!("*{}*", slack_escape(text)),
-        (Style::Slack, Mark::Mono) => format!("`{}`", slack_escape(text)),
-    };
-    Value::from_safe_string(out)
-}
-
-/// The escaping Telegram's HTML parse mode requires.
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The escaping Slack's mrkdwn requires.
-pub fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

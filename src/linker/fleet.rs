@@ -3,9 +3,11 @@
 //! its supervisor, and so its episode, outstanding code and pause.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -19,6 +21,7 @@ use crate::config::{Config, InstanceConfig};
 use crate::delivery::{Dispatcher, InstanceRef};
 use crate::greenapi::{Client, InstanceApi};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::state::StateBoard;
 
 /// Spread of first polls per instance: a fleet of 3,000 starts over a minute
@@ -73,10 +76,13 @@ impl std::fmt::Display for Summary {
 
 pub struct Fleet {
     client: Client,
-    dispatcher: Dispatcher,
+    /// The current channels, shared with every supervisor.
+    dispatcher: watch::Sender<Dispatcher>,
     metrics: Metrics,
     board: StateBoard,
     deliveries: TaskTracker,
+    /// Told when a supervisor panics.
+    readiness: Readiness,
     running: HashMap<u64, Running>,
 }
 
@@ -87,13 +93,15 @@ impl Fleet {
         metrics: Metrics,
         board: StateBoard,
         deliveries: TaskTracker,
+        readiness: Readiness,
     ) -> Self {
         Self {
             client,
-            dispatcher,
+            dispatcher: watch::Sender::new(dispatcher),
             metrics,
             board,
             deliveries,
+            readiness,
             running: HashMap::new(),
         }
     }
@@ -115,10 +123,12 @@ impl Fleet {
     }
 
     /// Brings the fleet to `config` with `dispatcher` (built from its
-    /// channels): removed instances stop, added ones start, the others get
-    /// the new settings and keep their episode.
+    /// channels): removed instances stop, added ones start, changed ones get
+    /// the new settings and keep their episode (and their backoff), and
+    /// unchanged ones are not touched at all.
     pub async fn reconcile(&mut self, config: &Config, dispatcher: Dispatcher) -> Changes {
-        self.dispatcher = dispatcher.keeping_rate_limits_of(&self.dispatcher);
+        let dispatcher = dispatcher.keeping_rate_limits_of(&self.dispatcher.borrow());
+        self.dispatcher.send_replace(dispatcher);
         let mut changes = Changes::default();
         let wanted: HashMap<u64, &InstanceConfig> =
             config.instances.iter().map(|i| (i.id, i)).collect();
@@ -147,9 +157,9 @@ impl Fleet {
             };
             if same_instance(&running.config, instance) {
                 changes.unchanged += 1;
-            } else {
-                changes.updated += 1;
+                continue;
             }
+            changes.updated += 1;
             // Keep the API handle (and so its pacing) unless how the vendor
             // is reached changed.
             if !same_endpoint(&running.config, instance) {
@@ -164,7 +174,6 @@ impl Fleet {
             let update = Update {
                 spec: spec(instance, running.api.clone()),
                 settings: instance.settings.clone(),
-                dispatcher: self.dispatcher.clone(),
                 metrics: self.metrics.instance(instance.id, &instance.name),
             };
             running.updates.send_replace(Some(Arc::new(update)));
@@ -183,6 +192,7 @@ impl Fleet {
             Some(record) => Policy::restore(
                 config.settings.clone(),
                 config.id,
+                Instant::now(),
                 first_poll,
                 record.to_phase(),
             ),
@@ -191,24 +201,25 @@ impl Fleet {
         let metrics = self.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
         let shared = Shared {
+            dispatcher: self.dispatcher.subscribe(),
             view: view.clone(),
             board: self.board.clone(),
             deliveries: self.deliveries.clone(),
             codes: self.metrics.codes.clone(),
         };
-        let supervisor = Supervisor::new(
-            spec(&config, api.clone()),
-            policy,
-            self.dispatcher.clone(),
-            metrics,
-            shared,
-        );
+        let supervisor = Supervisor::new(spec(&config, api.clone()), policy, metrics, shared);
         let (relinks, relink_rx) = mpsc::channel(1);
         let (updates, update_rx) = watch::channel(None);
-        let task = tokio::spawn(supervisor.run(Inbox {
+        let run = supervisor.run(Inbox {
             relinks: relink_rx,
             updates: update_rx,
-        }));
+        });
+        let task = tokio::spawn(reporting_a_panic(
+            run,
+            self.readiness.clone(),
+            config.id,
+            config.name.clone(),
+        ));
         self.running.insert(
             config.id,
             Running {
@@ -299,6 +310,30 @@ impl Fleet {
     }
 }
 
+/// Runs a supervisor. A panic is a bug, but it must not pass silently: the
+/// instance is no longer watched, so relinkd stops reporting ready and
+/// withholds the watchdog (systemd restarts it).
+async fn reporting_a_panic(
+    run: impl Future<Output = ()>,
+    readiness: Readiness,
+    id: u64,
+    name: String,
+) {
+    if std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        readiness.supervisor_died();
+        tracing::error!(
+            instance = %name,
+            wa_instance = id,
+            "the supervisor of this instance panicked; it is no longer watched; \
+             relinkd reports not ready until it is restarted"
+        );
+    }
+}
+
 fn spec(config: &InstanceConfig, api: InstanceApi) -> InstanceSpec {
     InstanceSpec {
         instance: InstanceRef {
@@ -323,4 +358,30 @@ fn same_instance(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         && a.phone == b.phone
         && a.channels == b.channels
         && a.settings == b.settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_supervisor_that_panics_makes_relinkd_not_ready() {
+        let readiness = Readiness::default();
+        readiness.set_started(true);
+        assert!(readiness.is_ready());
+        reporting_a_panic(async {}, readiness.clone(), 1, "fine".into()).await;
+        assert!(
+            readiness.is_ready(),
+            "a supervisor that ends is not a death"
+        );
+        let task = tokio::spawn(reporting_a_panic(
+            async { panic!("a bug") },
+            readiness.clone(),
+            2,
+            "broken".into(),
+        ));
+        task.await.expect("the panic is caught and reported");
+        assert!(!readiness.is_ready());
+        assert_eq!(readiness.dead_supervisors(), 1);
+    }
 }

@@ -132,28 +132,46 @@ impl Policy {
         }
     }
 
-    /// A policy resuming a persisted episode. A code known to be undelivered
-    /// is forgotten (nobody can enter it; its budget stays spent); any other
-    /// code is waited out until it expires, as WhatsApp keeps one code.
+    /// A policy resuming a persisted episode at `now`. A code known to be
+    /// undelivered is forgotten (nobody can enter it; its budget stays
+    /// spent); any other code is waited out until it expires, as WhatsApp
+    /// keeps one code. A saved file is outside input: no code is taken to
+    /// be valid longer than `code_ttl` from now, no pause to last longer
+    /// than `cooldown`, and no episode to have started in the future.
     pub fn restore(
         settings: InstanceSettings,
         seed: u64,
+        now: Instant,
         first_poll: Instant,
         saved: Phase,
     ) -> Self {
-        let mut policy = Self::new(settings, seed, first_poll);
-        policy.phase = match saved {
+        let started_by = |started: Instant| started.min(now);
+        let phase = match saved {
             Phase::Linking {
                 started,
                 codes_used,
                 code,
             } => Phase::Linking {
-                started,
+                started: started_by(started),
                 codes_used,
-                code: code.filter(|c| c.delivered != Some(false)),
+                code: code.filter(|c| c.delivered != Some(false)).map(|c| Code {
+                    expires_at: c.expires_at.min(now + settings.code_ttl),
+                    ..c
+                }),
+            },
+            Phase::Paused {
+                started,
+                until,
+                codes_used,
+            } => Phase::Paused {
+                started: started_by(started),
+                until: until.min(now + settings.cooldown),
+                codes_used,
             },
             other => other,
         };
+        let mut policy = Self::new(settings, seed, first_poll);
+        policy.phase = phase;
         policy
     }
 
@@ -188,9 +206,14 @@ impl Policy {
         &self.settings
     }
 
-    /// New settings from a reload; the episode, code and pause are kept.
+    /// New settings from a reload; the episode, code and pause are kept,
+    /// and so is a backoff (and the vendor's `Retry-After` within it): a
+    /// reload must not make relinkd call a failing vendor sooner.
     pub fn update_settings(&mut self, settings: InstanceSettings, now: Instant) {
         self.settings = settings;
+        if self.failures() > 0 {
+            return;
+        }
         // A shorter interval takes effect now rather than after the old one.
         let interval = self.interval();
         if self.next_at > now + interval {

@@ -567,7 +567,7 @@ fn a_restored_episode_waits_out_its_delivered_code_and_keeps_its_budget() {
     let saved = h.policy.persisted().expect("an episode is persisted");
     h.wait(30 * S);
     let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, saved),
+        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
         now: h.now,
     };
     while restored.policy.next_at() < expires_at {
@@ -590,7 +590,7 @@ fn a_restored_undelivered_code_is_not_waited_for() {
     });
     let saved = h.policy.persisted().unwrap();
     let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, saved),
+        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
         now: h.now,
     };
     assert_eq!(
@@ -614,7 +614,7 @@ fn a_restored_pause_holds_until_its_end() {
         panic!("{saved:?}")
     };
     let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, saved),
+        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
         now: h.now,
     };
     while restored.policy.next_at() < until {
@@ -634,7 +634,7 @@ fn nothing_is_persisted_for_a_linked_instance_and_an_alert_is_not_repeated_after
     h.poll(InstanceState::Blocked);
     let saved = h.policy.persisted().expect("the alert is remembered");
     let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, saved),
+        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
         now: h.now,
     };
     assert!(

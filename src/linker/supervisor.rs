@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{Duration, Instant};
 
@@ -32,12 +32,11 @@ pub struct InstanceSpec {
     pub api: InstanceApi,
 }
 
-/// A reload's new view of an instance; its episode is kept.
+/// A reload's new view of a changed instance; its episode is kept.
 #[derive(Clone)]
 pub struct Update {
     pub spec: InstanceSpec,
     pub settings: InstanceSettings,
-    pub dispatcher: Dispatcher,
     pub metrics: Arc<InstanceMetrics>,
 }
 
@@ -52,6 +51,9 @@ pub struct Inbox {
 /// What a supervisor shares with the rest of the daemon.
 #[derive(Clone)]
 pub struct Shared {
+    /// The fleet's current channels; a reload swaps them for every
+    /// supervisor at once, without touching any supervisor.
+    pub dispatcher: watch::Receiver<Dispatcher>,
     pub view: Arc<InstanceView>,
     pub board: StateBoard,
     /// Deliveries, so shutdown can let them finish.
@@ -62,7 +64,6 @@ pub struct Shared {
 pub struct Supervisor {
     spec: InstanceSpec,
     policy: Policy,
-    dispatcher: Dispatcher,
     metrics: Arc<InstanceMetrics>,
     shared: Shared,
     published: Option<Record>,
@@ -81,7 +82,6 @@ impl Supervisor {
     pub fn new(
         spec: InstanceSpec,
         policy: Policy,
-        dispatcher: Dispatcher,
         metrics: Arc<InstanceMetrics>,
         shared: Shared,
     ) -> Self {
@@ -90,7 +90,6 @@ impl Supervisor {
         Self {
             spec,
             policy,
-            dispatcher,
             metrics,
             shared,
             published,
@@ -126,11 +125,12 @@ impl Supervisor {
                     }
                     let update = inbox.updates.borrow_and_update().clone();
                     if let Some(update) = update {
-                        let Update { spec, settings, dispatcher, metrics } = (*update).clone();
+                        let Update { spec, settings, metrics } = (*update).clone();
                         self.spec = spec;
-                        self.dispatcher = dispatcher;
                         self.metrics = metrics;
-                        self.policy.update_settings(settings, Instant::now());
+                        if &settings != self.policy.settings() {
+                            self.policy.update_settings(settings, Instant::now());
+                        }
                         self.publish();
                     }
                     continue;
@@ -310,7 +310,7 @@ impl Supervisor {
         tracing::info!(
             instance = %self.spec.instance.name,
             wa_instance = self.spec.instance.id,
-            expires_at = %crate::delivery::format_utc(expiry),
+            expires_at = %clock::utc(expiry),
             channels = ?self.spec.channels,
             "linking code received; delivering"
         );
@@ -319,7 +319,7 @@ impl Supervisor {
             _ => 0,
         };
         let notification = self.about().code(code, codes_used, expiry, expires_at);
-        let dispatcher = self.dispatcher.clone();
+        let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
         let report = self.delivered_tx.clone();
         let task = self.shared.deliveries.spawn(async move {
@@ -353,7 +353,7 @@ impl Supervisor {
                 let until = clock::wall(until);
                 tracing::warn!(
                     instance = %instance.name, wa_instance = instance.id, codes,
-                    until = %crate::delivery::format_utc(until),
+                    until = %clock::utc(until),
                     "code budget spent; pausing codes"
                 );
                 about.paused(codes, until, deadline)
@@ -364,7 +364,7 @@ impl Supervisor {
                 about.alert(state.as_str(), deadline)
             }
         };
-        let dispatcher = self.dispatcher.clone();
+        let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
         self.shared.deliveries.spawn(async move {
             dispatcher.deliver(Arc::new(notification), &channels).await;

@@ -5,13 +5,13 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::policy::{Phase, Policy};
-use crate::clock;
+use crate::clock::{self, rfc3339};
 
 /// One instance as the admin API shows it. Never a code or a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,10 +41,6 @@ pub struct InstanceView {
     /// Milliseconds on the monotonic clock by which the supervisor must have
     /// moved on; past it, the supervisor is wedged.
     due_by_ms: AtomicU64,
-}
-
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn mono_ms(at: Instant) -> u64 {

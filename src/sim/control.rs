@@ -150,10 +150,10 @@ async fn add_fault(State(ctx): State<Ctx>, Path(id): Path<String>, body: Bytes) 
         Ok(f) => f,
         Err(message) => return bad_request(message),
     };
-    if let super::FaultKind::Status { code, .. } = &fault.kind {
-        if !(100..=999).contains(code) {
-            return bad_request(format!("status code {code} is not in 100..=999"));
-        }
+    if let super::FaultKind::Status { code, .. } = &fault.kind
+        && !(100..=999).contains(code)
+    {
+        return bad_request(format!("status code {code} is not in 100..=999"));
     }
     on_instance(&ctx, &id, |_, i, _| {
         i.faults.push(fault);

@@ -136,10 +136,10 @@ impl InstanceSim {
 
     /// Applies time-driven transitions (the end of a reboot).
     fn settle(&mut self, now: Instant) {
-        if self.reboot.as_ref().is_some_and(|r| now >= r.until) {
-            if let Some(r) = self.reboot.take() {
-                self.state = r.then;
-            }
+        if self.reboot.as_ref().is_some_and(|r| now >= r.until)
+            && let Some(r) = self.reboot.take()
+        {
+            self.state = r.then;
         }
     }
 

@@ -383,13 +383,22 @@ impl Daemon {
     /// Like `start`, on a listener the test bound (to put its address in
     /// the config first).
     pub async fn start_on(config: Config, listener: TcpListener) -> Self {
+        let loader: relinkd::daemon::Loader = std::sync::Arc::new(|path: &std::path::Path| {
+            config::load_with(path, &test_env(path.parent().unwrap()))
+        });
+        Self::start_with_loader(config, listener, loader).await
+    }
+
+    /// Like `start_on`, with reloads read by `loader`.
+    pub async fn start_with_loader(
+        config: Config,
+        listener: TcpListener,
+        loader: relinkd::daemon::Loader,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let metrics = Metrics::new();
         let (stop, stopped) = oneshot::channel::<()>();
         let (reload, reloads) = tokio::sync::mpsc::channel(1);
-        let loader: relinkd::daemon::Loader = std::sync::Arc::new(|path: &std::path::Path| {
-            config::load_with(path, &test_env(path.parent().unwrap()))
-        });
         let daemon = relinkd::daemon::Daemon::new(config)
             .with_metrics(metrics.clone())
             .with_loader(loader);
@@ -417,6 +426,18 @@ impl Daemon {
     /// Like SIGHUP.
     pub async fn reload(&self) {
         self.reload.send(()).await.unwrap();
+    }
+
+    /// Asks for shutdown without waiting for it (see `stopped`).
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the daemon has finished running.
+    pub fn has_stopped(&self) -> bool {
+        self.task.is_finished()
     }
 
     pub async fn stop(mut self) {
