@@ -64,6 +64,8 @@ impl Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .no_proxy()
+                // The token goes to the daemon and nowhere else.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("the HTTP client's fixed settings are valid"),
         })
