@@ -10,7 +10,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,6 +17,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{self, Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::greenapi::Client;
+use crate::health;
 use crate::linker::{Changes, Fleet};
 use crate::listener::{self, ListenerMetrics};
 use crate::metrics::Metrics;
@@ -27,8 +27,6 @@ use crate::state::{StateBoard, StateError, StateStore};
 
 /// How long in-flight deliveries may take to finish at shutdown.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// How often STATUS= is refreshed when systemd wants no watchdog pings.
-const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// Reload requests waiting while one runs (more are covered by those).
 const RELOAD_QUEUE: usize = 4;
 
@@ -166,7 +164,7 @@ impl Daemon {
         };
         readiness.set_started(true);
         notifier.ready(&status);
-        let health = tokio::spawn(report_health(
+        let health = tokio::spawn(health::report(
             fleet.clone(),
             client,
             notifier,
@@ -351,58 +349,4 @@ impl Control {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
-}
-
-/// Refreshes STATUS= and pings the watchdog, but only while the fleet makes
-/// progress: every supervisor alive, and none past its deadline or vendor
-/// requests still completing (a slow vendor is a backlog, not a wedge).
-async fn report_health(
-    fleet: Arc<Mutex<Fleet>>,
-    client: Client,
-    notifier: Notifier,
-    readiness: Readiness,
-    stop: CancellationToken,
-) {
-    let watchdog = notifier.watchdog_interval();
-    let period = watchdog.map_or(STATUS_INTERVAL, |w| w / 2);
-    let mut ticker = tokio::time::interval(period);
-    let mut last_status = String::new();
-    let mut last_completed = client.completed();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let (summary, overdue, stopped) = {
-            let fleet = fleet.lock().await;
-            (
-                fleet.summary().to_string(),
-                fleet.overdue(Instant::now()),
-                fleet.stopped(),
-            )
-        };
-        let completed = client.completed();
-        // A supervisor that stopped or panicked (it never should) leaves its
-        // instance unwatched: let systemd restart relinkd.
-        let alive = stopped.is_empty() && readiness.dead_supervisors() == 0;
-        let progressing = alive && (overdue.is_empty() || completed != last_completed);
-        last_completed = completed;
-        if summary != last_status {
-            notifier.status(&summary);
-            last_status = summary;
-        }
-        if watchdog.is_none() {
-            continue;
-        }
-        if progressing {
-            notifier.watchdog();
-        } else {
-            tracing::error!(
-                overdue = overdue.len(),
-                first = overdue.first(),
-                stopped = stopped.len(),
-                "supervisors are not making progress; withholding the watchdog ping"
-            );
-        }
-    }
 }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod demo;
 pub mod greenapi;
+pub mod health;
 pub mod linker;
 pub mod listener;
 pub mod metrics;

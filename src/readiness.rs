@@ -1,5 +1,5 @@
-//! Whether relinkd is ready: its config is loaded, its supervisors run, and
-//! none of them has died. `/-/ready` and the watchdog read it; the daemon
+//! Whether relinkd is ready: its config is loaded, its supervisors run,
+//! none of them has died, and the fleet makes progress (see `health`). `/-/ready` and the watchdog read it; the daemon
 //! sets it at start and clears it at shutdown; the fleet reports a
 //! supervisor that panicked (its instance is no longer watched, so relinkd
 //! must not look healthy).
@@ -12,16 +12,31 @@ pub struct Readiness {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// Set by the daemon once supervisors run; cleared at shutdown.
     started: AtomicBool,
+    /// The health reporter's last verdict: the fleet makes progress.
+    progressing: AtomicBool,
     /// Supervisors that panicked since start (never un-counted: their
     /// instances stay unwatched until a restart).
     dead_supervisors: AtomicUsize,
 }
 
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            started: AtomicBool::new(false),
+            progressing: AtomicBool::new(true),
+            dead_supervisors: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl Readiness {
+    pub fn set_progressing(&self, progressing: bool) {
+        self.inner.progressing.store(progressing, Ordering::Release);
+    }
+
     pub fn set_started(&self, started: bool) {
         self.inner.started.store(started, Ordering::Release);
     }
@@ -35,6 +50,8 @@ impl Readiness {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.inner.started.load(Ordering::Acquire) && self.dead_supervisors() == 0
+        self.inner.started.load(Ordering::Acquire)
+            && self.inner.progressing.load(Ordering::Acquire)
+            && self.dead_supervisors() == 0
     }
 }

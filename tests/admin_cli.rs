@@ -3,21 +3,40 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use tokio::net::TcpListener;
 
-async fn daemon_with_config_file() -> (Daemon, tempfile::TempDir, relinkd::sim::Simulator) {
-    let (sim, sim_addr) = start_sim(secs(150), &["authorized", "notAuthorized"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
+/// The daemon on a listener whose address is in its config (the CLI reads it
+/// there), with instance 0 linked and instance 1 unlinked, whose one code
+/// per episode lives `ttl` seconds; returns once instance 1's code is out.
+async fn daemon_with_config_file(
+    ttl: u64,
+) -> (Daemon, tempfile::TempDir, relinkd::sim::Simulator, Receiver) {
+    let (sim, sim_addr) = start_sim(secs(ttl), &["authorized", "notAuthorized"]).await;
+    let (hook, hook_addr) = Receiver::start().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let toml = fleet_toml(sim_addr, hook_addr, 2, "poll_interval = \"1s\"")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+    let toml = edit(
+        &fleet_toml(
+            sim_addr,
+            hook_addr,
+            2,
+            &format!("poll_interval = \"1s\"\ncodes_per_episode = 1\ncode_ttl = \"{ttl}s\""),
+        ),
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{addr}\""),
+    );
     let (config, dir) = load_config(&toml);
     let daemon = Daemon::start_on(config, listener).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    (daemon, dir, sim)
+    eventually(
+        Duration::from_secs(10),
+        "instance 1's code is delivered",
+        || !hook.codes().is_empty(),
+    )
+    .await;
+    (daemon, dir, sim, hook)
 }
 
 fn relinkd(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
@@ -31,12 +50,22 @@ fn relinkd(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+async fn run(dir: &std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> std::process::Output {
+    let (dir, args): (_, Vec<String>) =
+        (dir.clone(), args.iter().map(|a| (*a).to_owned()).collect());
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        relinkd(&dir, &args)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_prints_a_table_of_the_fleet_without_secrets() {
-    let (daemon, dir, sim) = daemon_with_config_file().await;
-    let out = tokio::task::spawn_blocking(move || relinkd(&dir, &["status"]))
-        .await
-        .unwrap();
+    let (daemon, dir, _sim, hook) = daemon_with_config_file(150).await;
+    let dir = std::sync::Arc::new(dir);
+    let out = run(&dir, &["status"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -53,48 +82,63 @@ async fn status_prints_a_table_of_the_fleet_without_secrets() {
         "{stdout}"
     );
     assert!(stdout.contains("2 instances:"), "{stdout}");
-    assert!(!stdout.contains(TOKEN) && !stdout.contains(ADMIN_TOKEN));
-    if let Some(code) = sim.current_code(FIRST_ID + 1) {
-        assert!(!stdout.contains(&code), "status shows a code");
-    }
+    let codes = hook.codes();
+    assert_eq!(codes.len(), 1, "a code exists to leak");
+    Sweep::default()
+        .codes(codes)
+        .assert_clean("relinkd status", &stdout);
     daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relink_asks_the_daemon_and_a_wrong_token_is_refused() {
-    let (daemon, dir, _sim) = daemon_with_config_file().await;
+async fn relink_ends_a_pause_with_a_fresh_code_and_a_wrong_token_is_refused_everywhere() {
+    let (daemon, dir, sim, _hook) = daemon_with_config_file(2).await;
     let dir = std::sync::Arc::new(dir);
-    let d = dir.clone();
-    let ok = tokio::task::spawn_blocking(move || relinkd(&d, &["relink", &FIRST_ID.to_string()]))
-        .await
-        .unwrap();
+    let unlinked = FIRST_ID + 1;
+    // Its one code expires after 2 s: the budget is spent, codes pause.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while daemon.instance_status(unlinked).await["phase"] != "paused" {
+        assert!(std::time::Instant::now() < deadline, "no pause");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.codes_issued(unlinked), 1);
+
+    // A wrong token: refused on every command, nothing done.
+    let wrong = dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let wrong = wrong.to_str().unwrap().to_owned();
+    for args in [
+        vec!["status", "--admin-token-file", &wrong],
+        vec!["relink", "1101000002", "--admin-token-file", &wrong],
+    ] {
+        let refused = run(&dir, &args).await;
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("401"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("not-the-token"));
+    }
+
+    assert_eq!(
+        sim.codes_issued(unlinked),
+        1,
+        "a refused relink did something"
+    );
+    assert_eq!(daemon.instance_status(unlinked).await["phase"], "paused");
+
+    // The right token: the pause ends with a fresh code.
+    let ok = run(&dir, &["relink", &unlinked.to_string()]).await;
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    eventually(Duration::from_secs(10), "relink gets a fresh code", || {
+        sim.codes_issued(unlinked) == 2
+    })
+    .await;
 
-    let d = dir.clone();
-    let unknown = tokio::task::spawn_blocking(move || relinkd(&d, &["relink", "42"]))
-        .await
-        .unwrap();
+    let unknown = run(&dir, &["relink", "42"]).await;
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("404"));
-
-    let wrong = dir.path().join("wrong-token");
-    std::fs::write(&wrong, "not-the-token\n").unwrap();
-    let d = dir.clone();
-    let refused = tokio::task::spawn_blocking(move || {
-        relinkd(
-            &d,
-            &["status", "--admin-token-file", wrong.to_str().unwrap()],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(refused.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("401"), "{stderr}");
-    assert!(!stderr.contains("not-the-token"));
     daemon.stop().await;
 }

@@ -26,10 +26,8 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_never_finishes_its_request_head_is_dropped_after_10_seconds() {
-    let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
-    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, ""));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["authorized"]).start().await;
+    let daemon = &s.daemon;
     let mut slow = TcpStream::connect(daemon.addr).await.unwrap();
     slow.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: relinkd\r\n")
         .await
@@ -55,17 +53,17 @@ async fn a_client_that_never_finishes_its_request_head_is_dropped_after_10_secon
             .await,
         Some(2.0)
     );
-    daemon.stop().await;
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn connections_past_the_cap_are_closed_on_arrival_and_counted_while_codes_still_go_out() {
-    let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let toml = fleet_toml(sim_addr, hook_addr, 1, "poll_interval = \"2s\"")
-        .replace("[daemon]\n", "[daemon]\nmax_connections = 4\n");
-    let (config, _dir) = load_config(&toml);
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["authorized"])
+        .defaults("poll_interval = \"2s\"")
+        .daemon_keys("max_connections = 4")
+        .start()
+        .await;
+    let daemon = &s.daemon;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(TcpStream::connect(daemon.addr).await.unwrap());
@@ -75,9 +73,9 @@ async fn connections_past_the_cap_are_closed_on_arrival_and_counted_while_codes_
     let closed = closed_within(&mut extra, secs(1)).await;
     assert!(closed.is_some(), "a fifth connection was held");
     // The full listener does not stop the linking loop.
-    sim.logout(FIRST_ID);
+    s.sim.logout(FIRST_ID);
     wait(secs(5)).await;
-    assert_eq!(hook.codes().len(), 1, "a code was delivered meanwhile");
+    assert_eq!(s.hook.codes().len(), 1, "a code was delivered meanwhile");
     // The held connections time out and the listener serves again.
     wait(secs(10)).await;
     assert_eq!(
@@ -91,7 +89,7 @@ async fn connections_past_the_cap_are_closed_on_arrival_and_counted_while_codes_
         Some(4.0)
     );
     drop(held);
-    daemon.stop().await;
+    s.stop().await;
 }
 
 /// A port nothing listens on now.
@@ -112,18 +110,18 @@ async fn idle_connections_cannot_take_the_file_descriptors_that_deliver_codes() 
     let (hook, hook_addr) = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let toml = fleet_toml(sim_addr, hook_addr, 1, "poll_interval = \"1s\"")
-        .replace(
+    let toml = edit(
+        &edit(
+            &fleet_toml(sim_addr, hook_addr, 1, "poll_interval = \"1s\""),
             "listen = \"127.0.0.1:0\"",
             &format!("listen = \"127.0.0.1:{port}\""),
-        )
-        .replace(
-            "[daemon]\n",
-            &format!(
-                "[daemon]\nstate_dir = \"{}\"\n",
-                dir.path().join("state").display()
-            ),
-        );
+        ),
+        "[daemon]\n",
+        &format!(
+            "[daemon]\nstate_dir = \"{}\"\n",
+            dir.path().join("state").display()
+        ),
+    );
     let config = dir.path().join("relinkd.toml");
     std::fs::write(&config, toml).unwrap();
     let mut child = std::process::Command::new("sh")

@@ -196,15 +196,13 @@ fn rule_exprs(yaml: &str) -> Vec<String> {
 /// instance), a webhook receiver and the daemon for a few seconds, so codes
 /// are requested and delivered, and returns a scrape of /metrics.
 async fn live_scrape() -> String {
-    let (_sim, sim_addr) =
-        start_sim(secs(150), &["authorized", "notAuthorized", "yellowCard"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
-    let defaults = "poll_interval = \"5s\"\nlinking_poll_interval = \"1s\"";
-    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 3, defaults));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["authorized", "notAuthorized", "yellowCard"])
+        .defaults("poll_interval = \"5s\"\nlinking_poll_interval = \"1s\"")
+        .start()
+        .await;
     wait(secs(5)).await;
-    let scrape = daemon.scrape().await;
-    daemon.stop().await;
+    let scrape = s.daemon.scrape().await;
+    s.stop().await;
     assert!(
         scrape.contains("relinkd_instance_info{"),
         "the scrape has the fleet: {scrape}"

@@ -16,20 +16,45 @@ struct Mailbox {
     /// Raw messages accepted.
     accepted: Arc<Mutex<Vec<String>>>,
     attempts: Arc<Mutex<u32>>,
+    /// When each delivery attempt (its first RCPT) arrived.
+    attempted_at: Arc<Mutex<Vec<std::time::Instant>>>,
     envelope_to: Arc<Mutex<Vec<String>>>,
     /// Answers to RCPT, in order (then 250).
     rcpt_script: Arc<Mutex<Vec<Response>>>,
+    /// Until when every RCPT is refused with 451 (then accepted).
+    refuse_until: Arc<Mutex<Option<std::time::Instant>>>,
     current: Vec<u8>,
+    rcpts: u32,
 }
 
 impl Handler for Mailbox {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        self.rcpts = 0;
+        response::OK
+    }
+
     fn rcpt(&mut self, _to: &str) -> Response {
-        let answer = self
-            .rcpt_script
+        if self.rcpts == 0 {
+            self.attempted_at
+                .lock()
+                .unwrap()
+                .push(std::time::Instant::now());
+        }
+        self.rcpts += 1;
+        let refusing = self
+            .refuse_until
             .lock()
             .unwrap()
-            .pop()
-            .unwrap_or(response::OK);
+            .is_some_and(|until| std::time::Instant::now() < until);
+        let answer = if refusing {
+            response::INTERNAL_ERROR
+        } else {
+            self.rcpt_script
+                .lock()
+                .unwrap()
+                .pop()
+                .unwrap_or(response::OK)
+        };
         if answer.code != 250 {
             *self.attempts.lock().unwrap() += 1;
         }
@@ -86,10 +111,13 @@ fn email_config(sim: std::net::SocketAddr, smtp: std::net::SocketAddr, ttl: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_arrives_by_email_with_a_clear_subject_after_a_transient_failure() {
-    let (sim, sim_addr) = start_sim(Duration::from_secs(20), &["notAuthorized"]).await;
     let (mailbox, smtp) = start_smtp(vec![response::INTERNAL_ERROR]);
-    let (config, _dir) = load_config(&email_config(sim_addr, smtp, "20s"));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized"])
+        .vendor_code_ttl(Duration::from_secs(20))
+        .config(move |a| email_config(a.sim, smtp, "20s"))
+        .start()
+        .await;
+    let (sim, daemon) = (&s.sim, &s.daemon);
     let mut waited = 0;
     while mailbox.accepted.lock().unwrap().is_empty() && waited < 100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -122,45 +150,79 @@ async fn a_code_arrives_by_email_with_a_clear_subject_after_a_transient_failure(
     let to = mailbox.envelope_to.lock().unwrap().clone();
     assert!(to.iter().any(|t| t.contains("ops@example.com")));
     assert!(to.iter().any(|t| t.contains("oncall@example.com")));
-    assert_eq!(
-        daemon.metrics.deliveries.count("mail", "success", "none"),
-        1
-    );
-    daemon.stop().await;
+    assert_eq!(mail_deliveries(daemon, "success", "none").await, 1.0);
+    s.stop().await;
+}
+
+/// How many notifications on the mail channel ended `outcome`/`reason`.
+async fn mail_deliveries(daemon: &Daemon, outcome: &'static str, reason: &'static str) -> f64 {
+    daemon
+        .metric(
+            "relinkd_deliveries_total",
+            &delivery("mail", outcome, reason),
+        )
+        .await
+        .unwrap()
+}
+
+/// Waits (real time, generously) until the mail channel counts one
+/// notification `outcome`/`reason`.
+async fn until_counted(daemon: &Daemon, outcome: &'static str, reason: &'static str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while mail_deliveries(daemon, outcome, reason).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {outcome}/{reason} notification counted in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_smtp_rejection_is_not_retried() {
-    let (_sim, sim_addr) = start_sim(Duration::from_secs(20), &["notAuthorized"]).await;
     let (mailbox, smtp) = start_smtp(vec![response::NO_MAILBOX]);
-    let (config, _dir) = load_config(&email_config(sim_addr, smtp, "20s"));
-    let daemon = Daemon::start(config).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let scrape = daemon.scrape().await;
-    let lines: Vec<_> = scrape
-        .lines()
-        .filter(|l| l.starts_with("relinkd_deliveries_total") && !l.ends_with(" 0"))
-        .collect();
+    let s = Scenario::new(&["notAuthorized"])
+        .vendor_code_ttl(Duration::from_secs(20))
+        .config(move |a| email_config(a.sim, smtp, "20s"))
+        .start()
+        .await;
+    // The notification is over once counted: no attempt can follow.
+    until_counted(&s.daemon, "failure", "client").await;
     assert_eq!(*mailbox.attempts.lock().unwrap(), 1);
-    assert_eq!(
-        daemon.metrics.deliveries.count("mail", "failure", "client"),
-        1,
-        "{lines:?}"
-    );
-    daemon.stop().await;
+    assert_eq!(mail_deliveries(&s.daemon, "success", "none").await, 0.0);
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_email_that_cannot_go_out_before_the_code_expires_is_dropped_as_expired() {
-    let (_sim, sim_addr) = start_sim(Duration::from_secs(4), &["notAuthorized"]).await;
-    let (mailbox, smtp) = start_smtp(vec![response::INTERNAL_ERROR; 4]);
-    let (config, _dir) = load_config(&email_config(sim_addr, smtp, "4s"));
-    let daemon = Daemon::start(config).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(
-        *mailbox.attempts.lock().unwrap() >= 2,
-        "retried while valid"
-    );
+async fn an_email_code_is_never_sent_after_it_expires() {
+    // The server refuses for longer than the 8 s code lives, then would
+    // take the mail at once: a late attempt would get through.
+    let (mailbox, smtp) = start_smtp(Vec::new());
+    *mailbox.refuse_until.lock().unwrap() =
+        Some(std::time::Instant::now() + Duration::from_secs(20));
+    let s = Scenario::new(&["notAuthorized"])
+        .vendor_code_ttl(Duration::from_secs(8))
+        .config(move |a| email_config(a.sim, smtp, "8s"))
+        .start()
+        .await;
+    until_counted(&s.daemon, "failure", "expired").await;
+    let issued = s
+        .sim
+        .calls(FIRST_ID)
+        .into_iter()
+        .find(|c| c.method == "getAuthorizationCode")
+        .expect("a code was requested")
+        .at
+        .into_std();
+    let attempts = mailbox.attempted_at.lock().unwrap().clone();
+    assert!(attempts.len() >= 2, "retried while valid: {attempts:?}");
+    for at in &attempts {
+        assert!(
+            *at < issued + Duration::from_secs(8),
+            "an attempt {:?} after the code was issued, past its 8 s life",
+            *at - issued
+        );
+    }
     assert!(
         !mailbox
             .accepted
@@ -170,12 +232,5 @@ async fn an_email_that_cannot_go_out_before_the_code_expires_is_dropped_as_expir
             .any(|m| m.contains("linking code")),
         "no code went out late"
     );
-    assert_eq!(
-        daemon
-            .metrics
-            .deliveries
-            .count("mail", "failure", "expired"),
-        1
-    );
-    daemon.stop().await;
+    s.stop().await;
 }

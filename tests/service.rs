@@ -6,6 +6,7 @@ mod common;
 use std::os::unix::fs::OpenOptionsExt as _;
 
 use common::*;
+use relinkd::sim::{Fault, FaultKind};
 
 const DEFAULTS: &str = "poll_interval = \"60s\"\nlinking_poll_interval = \"5s\"\n\
                         code_ttl = \"150s\"\ncodes_per_episode = 3\ncooldown = \"1h\"";
@@ -13,79 +14,83 @@ const DEFAULTS: &str = "poll_interval = \"60s\"\nlinking_poll_interval = \"5s\"\
 /// Instance 1 pauses after one code (codes_per_episode = 1 override).
 fn with_quick_pause(toml: String) -> String {
     let marker = format!("id = {}\n", FIRST_ID + 1);
-    toml.replace(&marker, &format!("{marker}codes_per_episode = 1\n"))
+    edit(&toml, &marker, &format!("{marker}codes_per_episode = 1\n"))
+}
+
+async fn reload_successful(daemon: &Daemon) -> f64 {
+    daemon
+        .metric("relinkd_config_last_reload_successful", &[])
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_adds_and_removes_instances_and_keeps_untouched_episodes() {
-    let (sim, sim_addr) = start_sim(
-        secs(150),
-        &["notAuthorized", "notAuthorized", "authorized", "authorized"],
-    )
-    .await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let before = with_quick_pause(fleet_toml_of(sim_addr, hook_addr, &[0, 1, 2], DEFAULTS));
-    let (config, dir) = load_config(&before);
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized", "notAuthorized", "authorized", "authorized"])
+        .config(|a| with_quick_pause(fleet_toml_of(a.sim, a.hook, &[0, 1, 2], DEFAULTS)))
+        .start()
+        .await;
 
     // Instance 0 has a code out; instance 1 spent its budget and is paused.
     wait(secs(160)).await;
-    assert_eq!(sim.codes_issued(FIRST_ID), 2);
+    assert_eq!(s.sim.codes_issued(FIRST_ID), 2);
     assert_eq!(
-        daemon.instance_status(FIRST_ID + 1).await["phase"],
+        s.daemon.instance_status(FIRST_ID + 1).await["phase"],
         "paused"
     );
-    let code_before = sim.current_code(FIRST_ID).unwrap();
+    let code_before = s.sim.current_code(FIRST_ID).unwrap();
 
     // Drop instance 2, add instance 3, and change a setting of instance 0.
-    let after = with_quick_pause(fleet_toml_of(sim_addr, hook_addr, &[0, 1, 3], DEFAULTS)).replace(
+    let after = edit(
+        &with_quick_pause(s.fleet_toml(&[0, 1, 3], DEFAULTS)),
         &format!("id = {FIRST_ID}\n"),
         &format!("id = {FIRST_ID}\npoll_interval = \"30s\"\n"),
     );
-    rewrite_config(&dir, &after);
-    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    s.rewrite(&after);
+    let (status, body) = s.daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["added"], 1);
     assert_eq!(body["removed"], 1);
     assert_eq!(body["updated"], 1);
     assert_eq!(body["unchanged"], 1);
 
-    let removed_calls = sim.calls(FIRST_ID + 2).len();
+    let removed_calls = s.sim.calls(FIRST_ID + 2).len();
     wait(secs(60)).await;
     // The outstanding code is kept: no new one while it is valid.
-    assert_eq!(sim.codes_issued(FIRST_ID), 2);
-    assert_eq!(sim.current_code(FIRST_ID).unwrap(), code_before);
+    assert_eq!(s.sim.codes_issued(FIRST_ID), 2);
+    assert_eq!(s.sim.current_code(FIRST_ID).unwrap(), code_before);
     // The pause is kept.
-    let paused = daemon.instance_status(FIRST_ID + 1).await;
+    let paused = s.daemon.instance_status(FIRST_ID + 1).await;
     assert_eq!(paused["phase"], "paused");
-    assert_eq!(sim.codes_issued(FIRST_ID + 1), 1);
+    assert_eq!(s.sim.codes_issued(FIRST_ID + 1), 1);
     // The removed instance is no longer polled; the added one is.
-    assert_eq!(sim.calls(FIRST_ID + 2).len(), removed_calls);
-    assert!(!sim.calls(FIRST_ID + 3).is_empty());
+    assert_eq!(s.sim.calls(FIRST_ID + 2).len(), removed_calls);
+    assert!(!s.sim.calls(FIRST_ID + 3).is_empty());
     assert_eq!(
-        daemon.instance_status(FIRST_ID + 2).await,
+        s.daemon.instance_status(FIRST_ID + 2).await,
         serde_json::Value::Null
     );
-    let metrics = daemon.scrape().await;
+    let metrics = s.daemon.scrape().await;
     assert!(!metrics.contains(&format!("wa_instance=\"{}\"", FIRST_ID + 2)));
-    assert!(metrics.contains("relinkd_config_last_reload_successful 1"));
-    assert!(hook.events("paused").len() == 1);
-    daemon.stop().await;
+    assert_eq!(reload_successful(&s.daemon).await, 1.0);
+    assert_eq!(s.hook.events("paused").len(), 1);
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_broken_reload_keeps_the_running_config_and_says_why() {
-    let (sim, sim_addr) = start_sim(secs(150), &["authorized", "authorized"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, DEFAULTS));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["authorized", "authorized"])
+        .defaults(DEFAULTS)
+        .start()
+        .await;
     wait(secs(5)).await;
 
-    rewrite_config(
-        &dir,
-        &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS).replace("phone = ", "phone = -"),
-    );
-    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    s.rewrite(&edit(
+        &s.fleet_toml(&[0], DEFAULTS),
+        "phone = ",
+        "phone = -",
+    ));
+    let (status, body) = s.daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 422);
     assert_eq!(body["reloaded"], false);
     assert!(
@@ -95,119 +100,135 @@ async fn a_broken_reload_keeps_the_running_config_and_says_why() {
             .contains("instance[0].phone"),
         "{body}"
     );
-    // SIGHUP takes the same path.
-    daemon.reload().await;
-    wait(secs(1)).await;
-    assert!(
-        daemon
-            .scrape()
-            .await
-            .contains("relinkd_config_last_reload_successful 0")
-    );
+    assert_eq!(reload_successful(&s.daemon).await, 0.0);
     // Both instances are still watched.
-    let calls = sim.calls(FIRST_ID + 1).len();
+    let calls = s.sim.calls(FIRST_ID + 1).len();
     wait(secs(130)).await;
-    assert!(sim.calls(FIRST_ID + 1).len() >= calls + 2);
+    assert!(s.sim.calls(FIRST_ID + 1).len() >= calls + 2);
 
     // A good config afterwards is taken again.
-    rewrite_config(&dir, &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
-    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    s.rewrite(&s.fleet_toml(&[0], DEFAULTS));
+    let (status, body) = s.daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["removed"], 1);
-    assert!(
-        daemon
-            .scrape()
-            .await
-            .contains("relinkd_config_last_reload_successful 1")
+    assert_eq!(reload_successful(&s.daemon).await, 1.0);
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_applies_a_config_change_and_a_broken_one_is_refused() {
+    let s = Scenario::new(&["authorized", "authorized"])
+        .config(|a| fleet_toml_of(a.sim, a.hook, &[0], DEFAULTS))
+        .start()
+        .await;
+    wait(secs(5)).await;
+    assert!(s.sim.calls(FIRST_ID + 1).is_empty());
+
+    // SIGHUP with a broken file: refused, the fleet unchanged.
+    s.rewrite(&edit(
+        &s.fleet_toml(&[0, 1], DEFAULTS),
+        "phone = ",
+        "phone = -",
+    ));
+    s.daemon.reload().await;
+    wait(secs(5)).await;
+    assert_eq!(reload_successful(&s.daemon).await, 0.0);
+    assert!(s.sim.calls(FIRST_ID + 1).is_empty());
+
+    // SIGHUP with a good file that adds instance 1: it is watched now.
+    s.rewrite(&s.fleet_toml(&[0, 1], DEFAULTS));
+    s.daemon.reload().await;
+    wait(secs(5)).await;
+    assert_eq!(reload_successful(&s.daemon).await, 1.0);
+    assert!(!s.sim.calls(FIRST_ID + 1).is_empty(), "SIGHUP was ignored");
+    assert_eq!(
+        s.daemon.instance_status(FIRST_ID + 1).await["name"],
+        "line-1"
     );
-    daemon.stop().await;
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_in_the_middle_of_a_code_keeps_the_budget_and_requests_nothing_until_expiry() {
-    let (sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized"])
+        .defaults(DEFAULTS)
+        .start()
+        .await;
     wait(secs(10)).await;
-    assert_eq!(hook.codes().len(), 1);
-    let first_request = sim
+    assert_eq!(s.hook.codes().len(), 1);
+    let first_request = s
+        .sim
         .calls(FIRST_ID)
         .into_iter()
         .find(|c| c.method == "getAuthorizationCode")
         .unwrap()
         .at;
-    daemon.stop().await;
+    let s = s.restart().await;
 
-    let state = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
+    let state = s.state_file();
     assert!(state.contains("\"codes_used\": 1"), "{state}");
     assert!(state.contains("\"code_delivered\": true"), "{state}");
-    assert!(
-        !state.contains(&hook.codes()[0]),
-        "the code is never persisted"
-    );
-    assert!(!state.contains(TOKEN));
+    Sweep::default()
+        .codes(s.hook.codes())
+        .assert_clean("the state file", &state);
 
-    let daemon = Daemon::start(reload_config(&dir).unwrap()).await;
     wait(secs(120)).await;
     assert_eq!(
-        sim.codes_issued(FIRST_ID),
+        s.sim.codes_issued(FIRST_ID),
         1,
         "no new code while the old one is valid"
     );
-    let status = daemon.instance_status(FIRST_ID).await;
+    let status = s.daemon.instance_status(FIRST_ID).await;
     assert_eq!(status["phase"], "linking");
     assert_eq!(status["codes_used"], 1);
     assert!(status["code_expires_at"].is_string());
 
     wait(secs(40)).await;
-    let requests: Vec<_> = sim
+    let requests: Vec<_> = s
+        .sim
         .calls(FIRST_ID)
         .into_iter()
         .filter(|c| c.method == "getAuthorizationCode")
         .collect();
     assert_eq!(requests.len(), 2);
     assert!(requests[1].at - first_request >= secs(150));
-    assert_eq!(daemon.instance_status(FIRST_ID).await["codes_used"], 2);
-    daemon.stop().await;
+    assert_eq!(s.daemon.instance_status(FIRST_ID).await["codes_used"], 2);
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_keeps_a_pause() {
-    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"";
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, defaults));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized"])
+        .vendor_code_ttl(secs(20))
+        .defaults("code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"")
+        .start()
+        .await;
     wait(secs(60)).await;
-    assert_eq!(hook.events("paused").len(), 1);
-    daemon.stop().await;
+    assert_eq!(s.hook.events("paused").len(), 1);
 
-    let daemon = Daemon::start(reload_config(&dir).unwrap()).await;
+    let s = s.restart().await;
     wait(secs(30 * 60)).await;
     assert_eq!(
-        sim.codes_issued(FIRST_ID),
+        s.sim.codes_issued(FIRST_ID),
         1,
         "still paused after the restart"
     );
-    assert_eq!(daemon.instance_status(FIRST_ID).await["phase"], "paused");
-    assert_eq!(hook.events("paused").len(), 1, "no second notice");
-    daemon.stop().await;
+    assert_eq!(s.daemon.instance_status(FIRST_ID).await["phase"], "paused");
+    assert_eq!(s.hook.events("paused").len(), 1, "no second notice");
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_corrupt_state_file_is_set_aside_and_the_daemon_starts_fresh() {
-    let (sim, sim_addr) = start_sim(secs(150), &["notAuthorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
-    let state_dir = dir.path().join("state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    std::fs::write(state_dir.join("state.json"), "{\"version\": 1, \"inst").unwrap();
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized"])
+        .defaults(DEFAULTS)
+        .file("state/state.json", "{\"version\": 1, \"inst")
+        .start()
+        .await;
     wait(secs(10)).await;
-    assert_eq!(sim.codes_issued(FIRST_ID), 1);
-    assert_eq!(hook.codes().len(), 1);
-    let names: Vec<String> = std::fs::read_dir(&state_dir)
+    assert_eq!(s.sim.codes_issued(FIRST_ID), 1);
+    assert_eq!(s.hook.codes().len(), 1);
+    let names: Vec<String> = std::fs::read_dir(s.dir.path().join("state"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -215,78 +236,153 @@ async fn a_corrupt_state_file_is_set_aside_and_the_daemon_starts_fresh() {
         names.iter().any(|n| n.starts_with("state.json.corrupt-")),
         "{names:?}"
     );
-    daemon.stop().await;
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_admin_api_refuses_a_wrong_token_and_never_shows_secrets() {
-    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized", "authorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"";
-    let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, defaults));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["notAuthorized", "authorized"])
+        .vendor_code_ttl(secs(20))
+        .defaults("code_ttl = \"20s\"\ncodes_per_episode = 1\ncooldown = \"1h\"")
+        .start()
+        .await;
+    let d = &s.daemon;
     wait(secs(5)).await;
-    let code = hook.codes().pop().unwrap();
 
     for token in [None, Some("wrong"), Some("")] {
-        let (status, _, _) = daemon.api_get("/api/v1/instances", token).await;
+        let (status, _, _) = d.api_get("/api/v1/instances", token).await;
         assert_eq!(status, 401, "{token:?}");
     }
-    let (status, body, text) = daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
+    let (status, body, text) = d.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200);
     assert_eq!(body["instances"].as_array().unwrap().len(), 2);
     assert_eq!(body["instances"][0]["name"], "line-0");
     assert_eq!(body["instances"][0]["state"], "notAuthorized");
-    assert!(!text.contains(&code), "the status API shows a code");
-    assert!(!text.contains(TOKEN), "the status API shows a token");
-    assert!(!text.contains(ADMIN_TOKEN));
+    Sweep::default()
+        .codes(s.hook.codes())
+        .assert_clean("the status API", &text);
 
     // Pause, then relink: a wrong token does nothing; the right one ends the pause.
     wait(secs(60)).await;
-    assert_eq!(daemon.instance_status(FIRST_ID).await["phase"], "paused");
-    let (status, _) = daemon
-        .api_post(
-            &format!("/api/v1/instances/{FIRST_ID}/relink"),
-            Some("wrong"),
-        )
-        .await;
-    assert_eq!(status, 401);
-    let (status, _) = daemon.api_post("/-/reload", None).await;
-    assert_eq!(status, 401);
+    assert_eq!(d.instance_status(FIRST_ID).await["phase"], "paused");
+    let relink = format!("/api/v1/instances/{FIRST_ID}/relink");
+    for token in [None, Some("wrong")] {
+        let (status, _) = d.api_post(&relink, token).await;
+        assert_eq!(status, 401, "{token:?}");
+    }
+    for token in [None, Some("wrong")] {
+        let (status, _) = d.api_post("/-/reload", token).await;
+        assert_eq!(status, 401, "{token:?}");
+    }
     wait(secs(10)).await;
-    assert_eq!(sim.codes_issued(FIRST_ID), 1);
-    let (status, _) = daemon
-        .api_post(
-            &format!("/api/v1/instances/{FIRST_ID}/relink"),
-            Some(ADMIN_TOKEN),
-        )
-        .await;
+    assert_eq!(s.sim.codes_issued(FIRST_ID), 1, "nothing was done");
+    assert_eq!(d.instance_status(FIRST_ID).await["phase"], "paused");
+    let (status, _) = d.api_post(&relink, Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 202);
-    let (status, _) = daemon
+    let (status, _) = d
         .api_post("/api/v1/instances/999/relink", Some(ADMIN_TOKEN))
         .await;
     assert_eq!(status, 404);
     wait(secs(5)).await;
-    assert_eq!(sim.codes_issued(FIRST_ID), 2, "relink ended the pause");
-    daemon.stop().await;
+    assert_eq!(s.sim.codes_issued(FIRST_ID), 2, "relink ended the pause");
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_admin_api_takes_only_a_bearer_token() {
+    let s = Scenario::new(&["authorized"]).start().await;
+    let url = format!("http://{}/api/v1/instances", s.daemon.addr);
+    for authorization in [
+        format!("Basic {ADMIN_TOKEN}"),
+        format!("bearer{ADMIN_TOKEN}"),
+        format!("Token {ADMIN_TOKEN}"),
+        ADMIN_TOKEN.to_owned(),
+        format!("Bearer {ADMIN_TOKEN}x"),
+    ] {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{authorization}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_rotates_the_admin_token_and_a_bad_reload_keeps_the_old_one() {
+    let s = Scenario::new(&["authorized"])
+        .file("admin-token", "first-admin-token")
+        .config(|a| {
+            edit(
+                &fleet_toml(a.sim, a.hook, 1, DEFAULTS),
+                "admin_token_env = \"ADMIN_TOKEN\"",
+                "admin_token_file = \"admin-token\"",
+            )
+        })
+        .start()
+        .await;
+    let d = &s.daemon;
+    let (status, _, _) = d
+        .api_get("/api/v1/instances", Some("first-admin-token"))
+        .await;
+    assert_eq!(status, 200);
+
+    // Rotate: the new token works at once, the old one no longer does.
+    std::fs::write(s.dir.path().join("admin-token"), "second-admin-token").unwrap();
+    let (status, body) = d.api_post("/-/reload", Some("first-admin-token")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = d
+        .api_get("/api/v1/instances", Some("first-admin-token"))
+        .await;
+    assert_eq!(status, 401, "the rotated-out token still works");
+    let (status, _, _) = d
+        .api_get("/api/v1/instances", Some("second-admin-token"))
+        .await;
+    assert_eq!(status, 200);
+
+    // A bad reload (that also names a third token) keeps the second one.
+    std::fs::write(s.dir.path().join("admin-token"), "third-admin-token").unwrap();
+    let config = std::fs::read_to_string(s.dir.path().join("relinkd.toml")).unwrap();
+    s.rewrite(&edit(&config, "phone = ", "phone = -"));
+    let (status, _) = d.api_post("/-/reload", Some("second-admin-token")).await;
+    assert_eq!(status, 422);
+    let (status, _, _) = d
+        .api_get("/api/v1/instances", Some("third-admin-token"))
+        .await;
+    assert_eq!(status, 401, "a refused reload changed the token");
+    let (status, _, _) = d
+        .api_get("/api/v1/instances", Some("second-admin-token"))
+        .await;
+    assert_eq!(status, 200);
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_an_admin_token_the_admin_api_is_disabled() {
-    let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
-    let toml = fleet_toml(sim_addr, hook_addr, 1, DEFAULTS)
-        .replace("admin_token_env = \"ADMIN_TOKEN\"\n", "");
-    let (config, _dir) = load_config(&toml);
-    let daemon = Daemon::start(config).await;
-    let (status, _, _) = daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)).await;
+    let s = Scenario::new(&["authorized"])
+        .config(|a| {
+            edit(
+                &fleet_toml(a.sim, a.hook, 1, DEFAULTS),
+                "admin_token_env = \"ADMIN_TOKEN\"\n",
+                "",
+            )
+        })
+        .start()
+        .await;
+    let (status, _, _) = s
+        .daemon
+        .api_get("/api/v1/instances", Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = daemon.api_post("/-/reload", Some("")).await;
+    let (status, _) = s.daemon.api_post("/-/reload", Some("")).await;
     assert_eq!(status, 403);
     // Metrics and health stay open.
-    let (status, _, _) = daemon.api_get("/-/ready", None).await;
+    let (status, _, _) = s.daemon.api_get("/-/ready", None).await;
     assert_eq!(status, 200);
-    daemon.stop().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,12 +428,12 @@ async fn shutdown_is_honoured_while_a_reload_is_stuck_reading_the_config() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_config() {
-    let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-    let (_hook, hook_addr) = Receiver::start().await;
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
-    let daemon = Daemon::start(config).await;
+    let s = Scenario::new(&["authorized"])
+        .defaults(DEFAULTS)
+        .start()
+        .await;
     wait(secs(5)).await;
-    let fifo = dir.path().join("token-fifo");
+    let fifo = s.dir.path().join("token-fifo");
     assert!(
         std::process::Command::new("mkfifo")
             .arg(&fifo)
@@ -345,13 +441,11 @@ async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_
             .unwrap()
             .success()
     );
-    rewrite_config(
-        &dir,
-        &fleet_toml(sim_addr, hook_addr, 1, DEFAULTS).replace(
-            "api_token_env = \"GREENAPI_TOKEN\"",
-            "api_token_file = \"token-fifo\"",
-        ),
-    );
+    s.rewrite(&edit(
+        &s.fleet_toml(&[0], DEFAULTS),
+        "api_token_env = \"GREENAPI_TOKEN\"",
+        "api_token_file = \"token-fifo\"",
+    ));
     // Should a read of the FIFO ever block again, a writer lets it go after
     // 10 s, so the test fails on the timing below instead of hanging.
     let writer_end = fifo.clone();
@@ -363,7 +457,7 @@ async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_
             .open(writer_end);
     });
     let started = std::time::Instant::now();
-    let (status, body) = daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
+    let (status, body) = s.daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "the reload blocked on the FIFO"
@@ -372,24 +466,11 @@ async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("instance[0].api_token_file"), "{error}");
     assert!(error.contains("is not a regular file"), "{error}");
-    assert_eq!(
-        daemon
-            .metric("relinkd_config_last_reload_successful", &[])
-            .await,
-        Some(0.0)
-    );
-    let calls = sim.calls(FIRST_ID).len();
+    assert_eq!(reload_successful(&s.daemon).await, 0.0);
+    let calls = s.sim.calls(FIRST_ID).len();
     wait(secs(130)).await;
-    assert!(sim.calls(FIRST_ID).len() >= calls + 2, "still watched");
-    daemon.stop().await;
-}
-
-/// Writes a state file as a previous run (or an attacker) left it.
-fn plant_state(dir: &tempfile::TempDir, instances: serde_json::Value) {
-    let state_dir = dir.path().join("state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let file = serde_json::json!({"version": 1, "saved_at_ms": 0, "instances": instances});
-    std::fs::write(state_dir.join("state.json"), file.to_string()).unwrap();
+    assert!(s.sim.calls(FIRST_ID).len() >= calls + 2, "still watched");
+    s.stop().await;
 }
 
 fn unix_ms_now() -> u64 {
@@ -401,14 +482,9 @@ fn unix_ms_now() -> u64 {
 
 #[tokio::test(start_paused = true)]
 async fn restored_times_are_clamped_so_a_state_file_can_neither_crash_nor_stall_an_instance() {
-    let (sim, sim_addr) = start_sim(secs(20), &["notAuthorized", "notAuthorized"]).await;
-    let (hook, hook_addr) = Receiver::start().await;
-    let defaults = "code_ttl = \"20s\"\ncodes_per_episode = 3\ncooldown = \"1h\"";
-    let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 2, defaults));
     let now = unix_ms_now();
-    plant_state(
-        &dir,
-        serde_json::json!({
+    let planted = serde_json::json!({
+        "version": 1, "saved_at_ms": 0, "instances": {
             // A pause ending in the year 10000, an episode "started" there.
             FIRST_ID.to_string(): {"phase": "paused", "episode_started_ms": 253_402_300_800_000u64,
                                    "codes_used": 3, "paused_until_ms": 253_402_300_800_000u64},
@@ -416,19 +492,24 @@ async fn restored_times_are_clamped_so_a_state_file_can_neither_crash_nor_stall_
             (FIRST_ID + 1).to_string(): {"phase": "linking", "episode_started_ms": now,
                                          "codes_used": 1, "code_expires_ms": now + 30 * 86_400_000,
                                          "code_delivered": true},
-        }),
-    );
-    let daemon = Daemon::start(config).await;
+        }
+    });
+    let s = Scenario::new(&["notAuthorized", "notAuthorized"])
+        .vendor_code_ttl(secs(20))
+        .defaults("code_ttl = \"20s\"\ncodes_per_episode = 3\ncooldown = \"1h\"")
+        .file("state/state.json", &planted.to_string())
+        .start()
+        .await;
     wait(secs(30)).await;
     // Both supervisors run and report.
-    let (status, _, _) = daemon.api_get("/-/ready", None).await;
+    let (status, _, _) = s.daemon.api_get("/-/ready", None).await;
     assert_eq!(status, 200);
     for id in [FIRST_ID, FIRST_ID + 1] {
-        assert!(!sim.calls(id).is_empty(), "{id} is polled");
-        let status = daemon.instance_status(id).await;
+        assert!(!s.sim.calls(id).is_empty(), "{id} is polled");
+        let status = s.daemon.instance_status(id).await;
         assert_eq!(status["state"], "notAuthorized", "{status}");
     }
-    let paused = daemon.instance_status(FIRST_ID).await;
+    let paused = s.daemon.instance_status(FIRST_ID).await;
     let until = paused["paused_until"].as_str().unwrap();
     assert!(
         until.starts_with("20"),
@@ -436,50 +517,52 @@ async fn restored_times_are_clamped_so_a_state_file_can_neither_crash_nor_stall_
     );
     // The "30 day" code was taken as valid for code_ttl at most: the next
     // code came after about 20 s, not 30 days.
-    assert_eq!(sim.codes_issued(FIRST_ID + 1), 1, "{:?}", hook.codes());
+    assert_eq!(s.sim.codes_issued(FIRST_ID + 1), 1, "{:?}", s.hook.codes());
     // The pause ends within the cooldown, not in the year 10000.
     wait(secs(3600)).await;
-    assert!(sim.codes_issued(FIRST_ID) >= 1);
-    daemon.stop().await;
+    assert!(s.sim.codes_issued(FIRST_ID) >= 1);
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn reloads_keep_the_vendors_retry_after_whether_or_not_the_instance_changed() {
+    let defaults =
+        |poll: &str| format!("poll_interval = \"{poll}\"\nlinking_poll_interval = \"2s\"");
     for changes_each_time in [false, true] {
-        let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
-        let (_hook, hook_addr) = Receiver::start().await;
-        let defaults =
-            |poll: &str| format!("poll_interval = \"{poll}\"\nlinking_poll_interval = \"2s\"");
-        let (config, dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, &defaults("2s")));
-        sim.set_fault(
-            FIRST_ID,
-            relinkd::sim::Fault::new(relinkd::sim::FaultKind::RateLimited {
-                retry_after: Some(60),
+        let s = Scenario::new(&["authorized"])
+            .defaults(&defaults("2s"))
+            .prepare(|sim, _| {
+                sim.set_fault(
+                    FIRST_ID,
+                    Fault::new(FaultKind::RateLimited {
+                        retry_after: Some(60),
+                    })
+                    .on("getStateInstance"),
+                )
             })
-            .on("getStateInstance"),
-        );
-        let daemon = Daemon::start(config).await;
+            .start()
+            .await;
         wait(secs(1)).await;
-        assert_eq!(sim.calls(FIRST_ID).len(), 1, "the first poll met the 429");
+        assert_eq!(s.sim.calls(FIRST_ID).len(), 1, "the first poll met the 429");
         for i in 0..20 {
             if changes_each_time {
                 let poll = if i % 2 == 0 { "3s" } else { "2s" };
-                rewrite_config(&dir, &fleet_toml(sim_addr, hook_addr, 1, &defaults(poll)));
+                s.rewrite(&s.fleet_toml(&[0], &defaults(poll)));
             }
-            daemon.reload().await;
+            s.daemon.reload().await;
             wait(secs(1)).await;
         }
         assert_eq!(
-            sim.calls(FIRST_ID).len(),
+            s.sim.calls(FIRST_ID).len(),
             1,
             "changes each time: {changes_each_time}: reloads cut the vendor's Retry-After short"
         );
         wait(secs(45)).await;
         assert_eq!(
-            sim.calls(FIRST_ID).len(),
+            s.sim.calls(FIRST_ID).len(),
             2,
             "polled again once Retry-After passed"
         );
-        daemon.stop().await;
+        s.stop().await;
     }
 }

@@ -982,24 +982,48 @@ fn the_cli_fleet_follows_its_arguments() {
     assert!(Cli::try_parse_from(["relinkd-sim", "--code-ttl", "soon"]).is_err());
 }
 
-#[tokio::test]
-async fn run_cli_serves_until_shutdown() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_cli_serves_the_vendor_api_until_shutdown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let args = SimArgs {
-        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
         ..SimArgs::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(run_cli(args, async {
         let _ = stopped.await;
     }));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!running.is_finished());
+    // It answers, as the vendor would, once started (a failed start-up
+    // would end the task instead).
+    let url = format!(
+        "http://127.0.0.1:{port}/waInstance{}/getStateInstance/{}",
+        SimArgs::default().first_id,
+        SimArgs::default().token
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let body: serde_json::Value = loop {
+        assert!(!running.is_finished(), "run_cli ended: {:?}", running.await);
+        if let Ok(response) = reqwest::get(&url).await {
+            break response.json().await.expect("JSON");
+        }
+        assert!(std::time::Instant::now() < deadline, "never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["stateInstance"], "notAuthorized");
     stop.send(()).expect("still running");
     tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("stops")
         .expect("task")
         .expect("ok");
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "still serving after shutdown"
+    );
 }
 
 #[test]

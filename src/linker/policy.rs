@@ -1,7 +1,7 @@
 //! The linking policy of one instance as a pure state machine: inputs and the
 //! current time go in, actions come out. No I/O, no clock, no global RNG (the
-//! jitter comes from a small generator seeded by the instance id), so every
-//! rule below is unit-tested exactly.
+//! jitter comes from rand's small generator seeded by the instance id), so
+//! every rule below is unit-tested exactly.
 //!
 //! - Poll every `poll_interval`, every `linking_poll_interval` while a code is
 //!   outstanding; never twice within [`MIN_GAP`].
@@ -15,6 +15,8 @@
 
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng as _};
 use tokio::time::Instant;
 
 use crate::config::InstanceSettings;
@@ -113,7 +115,9 @@ pub struct Policy {
     /// succeed in between, so the code backoff keeps growing.
     code_failures: u32,
     next_at: Instant,
-    rng: SplitMix,
+    /// Jitter, seeded by the instance id: reproducible per instance, spread
+    /// across the fleet.
+    rng: SmallRng,
 }
 
 impl Policy {
@@ -128,7 +132,7 @@ impl Policy {
             poll_failures: 0,
             code_failures: 0,
             next_at: first_poll,
-            rng: SplitMix(seed),
+            rng: SmallRng::seed_from_u64(seed),
         }
     }
 
@@ -430,7 +434,8 @@ impl Policy {
     }
 
     fn schedule_poll(&mut self, now: Instant) {
-        let mut next = now + self.rng.jitter(self.interval()).max(MIN_GAP);
+        let interval = self.interval();
+        let mut next = now + jitter(&mut self.rng, interval).max(MIN_GAP);
         // Poll right when the code expires, so the next code is not late.
         if let Phase::Linking {
             code: Some(code), ..
@@ -452,7 +457,7 @@ impl Policy {
         let cap = self.settings.backoff_max.max(base);
         let factor = 2u32.saturating_pow(failures.min(20));
         let delay = base.saturating_mul(factor).min(cap);
-        let mut delay = self.rng.jitter(delay).max(MIN_GAP);
+        let mut delay = jitter(&mut self.rng, delay).max(MIN_GAP);
         if let Some(retry_after) = retry_after {
             delay = delay.max(retry_after);
         }
@@ -460,24 +465,9 @@ impl Policy {
     }
 }
 
-/// SplitMix64: tiny, seedable, good enough for jitter.
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// `d` scaled by a factor in [1 - JITTER, 1 + JITTER].
-    fn jitter(&mut self, d: Duration) -> Duration {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        d.mul_f64(1.0 - JITTER + 2.0 * JITTER * unit)
-    }
+/// `d` scaled by a factor drawn uniformly from [1 - JITTER, 1 + JITTER].
+fn jitter(rng: &mut SmallRng, d: Duration) -> Duration {
+    d.mul_f64(rng.random_range(1.0 - JITTER..=1.0 + JITTER))
 }
 
 #[cfg(test)]

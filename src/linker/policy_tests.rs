@@ -25,7 +25,14 @@ fn settings() -> InstanceSettings {
 struct Harness {
     policy: Policy,
     now: Instant,
+    /// `Due`s fed so far: bounded, so a policy that stops advancing fails a
+    /// test instead of hanging it.
+    dues: u32,
 }
+
+/// More polls than any test needs (a day at one a second is 86,400; the
+/// longest test polls a few thousand times).
+const MAX_DUES: u32 = 20_000;
 
 impl Harness {
     fn new() -> Self {
@@ -34,14 +41,24 @@ impl Harness {
 
     fn with(settings: InstanceSettings) -> Self {
         let now = Instant::now();
+        Self::of(Policy::new(settings, 42, now), now)
+    }
+
+    fn of(policy: Policy, now: Instant) -> Self {
         Self {
-            policy: Policy::new(settings, 42, now),
+            policy,
             now,
+            dues: 0,
         }
     }
 
     /// Moves time to the next due moment and feeds `Due`.
     fn due(&mut self) -> Vec<Action> {
+        self.dues += 1;
+        assert!(
+            self.dues < MAX_DUES,
+            "{MAX_DUES} polls: the policy stopped advancing"
+        );
         self.now = self.now.max(self.policy.next_at());
         self.policy.handle(Input::Due, self.now)
     }
@@ -474,15 +491,17 @@ fn a_late_delivery_report_of_an_older_code_is_ignored() {
 }
 
 #[test]
-fn a_code_arriving_after_the_episode_ended_is_not_delivered() {
-    let mut h = Harness::new();
-    assert_eq!(
-        h.poll(InstanceState::NotAuthorized),
-        vec![Action::RequestCode]
-    );
-    // Meanwhile the instance is blocked (a concurrent reload, say).
-    h.policy.phase = Phase::Alerted(InstanceState::Blocked);
-    assert!(h.feed(Input::CodeIssued).is_empty());
+fn a_code_issued_outside_an_episode_is_not_delivered() {
+    // No episode (linked, or restricted): a code answer that arrives anyway
+    // is not delivered and does not start one.
+    for state in [InstanceState::Authorized, InstanceState::Blocked] {
+        let mut h = Harness::new();
+        h.poll(state.clone());
+        let before = h.policy.phase().clone();
+        assert!(h.feed(Input::CodeIssued).is_empty(), "{state}");
+        assert_eq!(h.policy.phase(), &before, "{state}");
+        assert!(h.gap() >= MIN_GAP, "{state}: the next poll is scheduled");
+    }
 }
 
 #[test]
@@ -524,16 +543,196 @@ fn polls_are_never_closer_than_one_second_whatever_the_settings() {
 #[test]
 fn new_settings_keep_the_episode_and_shorten_a_long_wait() {
     let mut h = Harness::new();
+    h.poll(InstanceState::Authorized);
+    assert!(h.gap() >= 54 * S, "the 60 s interval: {:?}", h.gap());
+    let fast = InstanceSettings {
+        poll_interval: 10 * S,
+        ..settings()
+    };
+    h.policy.update_settings(fast.clone(), h.now);
+    assert_eq!(h.policy.settings(), &fast, "the new settings are used");
+    assert_eq!(h.gap(), 10 * S, "a long wait is cut to the new interval");
+    // A longer interval does not delay what is already due.
+    h.wait(3 * S);
+    let slow = InstanceSettings {
+        poll_interval: 600 * S,
+        ..settings()
+    };
+    h.policy.update_settings(slow, h.now);
+    assert_eq!(h.gap(), 7 * S);
+
+    // An episode survives new settings, and its code with it.
+    let mut h = Harness::new();
     h.get_code();
     let before = h.policy.phase().clone();
+    h.policy.update_settings(fast, h.now);
+    assert_eq!(h.policy.phase(), &before);
+}
+
+#[test]
+fn new_settings_never_cut_a_backoff_or_a_retry_after_short() {
+    let mut h = Harness::with(InstanceSettings {
+        poll_interval: 5 * S,
+        ..settings()
+    });
+    h.due();
+    h.feed(Input::PollFailed {
+        retry_after: Some(600 * S),
+    });
+    assert_eq!(h.gap(), 600 * S);
     h.policy.update_settings(
         InstanceSettings {
-            poll_interval: 10 * S,
+            poll_interval: 1 * S,
             ..settings()
         },
         h.now,
     );
-    assert_eq!(h.policy.phase(), &before);
+    assert_eq!(h.gap(), 600 * S, "a reload cut the vendor's Retry-After");
+    // Once a poll succeeds, new settings apply as usual.
+    h.poll(InstanceState::Authorized);
+    assert_eq!(h.policy.failures(), 0);
+}
+
+#[test]
+fn failures_count_the_current_streak_of_polls_or_code_requests() {
+    let mut h = Harness::new();
+    assert_eq!(h.policy.failures(), 0);
+    for expected in 1..=3 {
+        h.due();
+        h.feed(Input::PollFailed { retry_after: None });
+        assert_eq!(h.policy.failures(), expected);
+    }
+    h.poll(InstanceState::NotAuthorized);
+    assert_eq!(h.policy.failures(), 0, "a good poll ends the poll streak");
+    // The code request fails twice; polls in between succeed.
+    h.feed(Input::CodeNotIssued);
+    assert_eq!(h.policy.failures(), 1);
+    loop {
+        if h.poll(InstanceState::NotAuthorized) == vec![Action::RequestCode] {
+            break;
+        }
+    }
+    h.feed(Input::CodeFailed {
+        retry_after: None,
+        may_have_issued: false,
+    });
+    assert_eq!(h.policy.failures(), 2, "code failures keep counting");
+    h.get_code();
+    assert_eq!(h.policy.failures(), 0);
+}
+
+#[test]
+fn the_last_polled_state_is_what_the_policy_observed() {
+    let mut h = Harness::new();
+    assert_eq!(h.policy.observed(), None);
+    h.poll(InstanceState::Starting);
+    assert_eq!(h.policy.observed(), Some(&InstanceState::Starting));
+    h.due();
+    h.feed(Input::PollFailed { retry_after: None });
+    assert_eq!(
+        h.policy.observed(),
+        Some(&InstanceState::Starting),
+        "a failed poll observes nothing new"
+    );
+    h.poll(InstanceState::Authorized);
+    assert_eq!(h.policy.observed(), Some(&InstanceState::Authorized));
+}
+
+#[test]
+fn while_a_poll_or_code_request_is_in_flight_nothing_else_is_due() {
+    let mut h = Harness::new();
+    assert_eq!(h.due(), vec![Action::PollState]);
+    // Until the answer comes the next due moment is the backoff cap away:
+    // the answer schedules the real one.
+    assert_eq!(h.gap(), 300 * S);
+    assert!(h.feed(Input::Due).is_empty(), "not due again at once");
+    assert_eq!(
+        h.feed(Input::Polled(InstanceState::NotAuthorized)),
+        vec![Action::RequestCode]
+    );
+    assert_eq!(h.gap(), 300 * S, "the code request is in flight");
+}
+
+#[test]
+fn the_pause_ends_exactly_at_its_end_with_a_fresh_budget() {
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        ..settings()
+    });
+    h.get_code();
+    let until = loop {
+        if let [Action::Notify(Notice::Paused { until, .. })] =
+            h.poll(InstanceState::NotAuthorized).as_slice()
+        {
+            break *until;
+        }
+    };
+    assert_eq!(until, h.now + 3600 * S, "paused for the cooldown from now");
+    // The last poll of the pause lands on its end, not a jitter after it.
+    while h.policy.next_at() < until {
+        h.poll(InstanceState::NotAuthorized);
+    }
+    assert_eq!(h.policy.next_at(), until);
+    assert_eq!(
+        h.poll(InstanceState::NotAuthorized),
+        vec![Action::RequestCode]
+    );
+    assert_eq!(codes_used(&h.policy), 0);
+}
+
+#[test]
+fn polls_land_on_a_codes_expiry_and_never_earlier_than_a_second_away() {
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    // 5 s linking polls: the one before expiry is cut to land on it.
+    while h.policy.next_at() < expires_at {
+        h.poll(InstanceState::NotAuthorized);
+    }
+    assert_eq!(h.policy.next_at(), expires_at);
+    // A code about to expire: the next poll is still a second away.
+    let mut h = Harness::new();
+    let expires_at = h.get_code();
+    h.now = expires_at - Duration::from_millis(100);
+    h.feed(Input::Polled(InstanceState::NotAuthorized));
+    assert_eq!(h.gap(), MIN_GAP);
+}
+
+#[test]
+fn jitter_stays_within_ten_percent_and_spreads_over_the_range() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let base = 100 * S;
+    let samples: Vec<f64> = (0..2000)
+        .map(|_| jitter(&mut rng, base).as_secs_f64() / base.as_secs_f64())
+        .collect();
+    assert!(
+        samples.iter().all(|f| (0.9..=1.1).contains(f)),
+        "out of range"
+    );
+    let (min, max) = samples
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), f| (lo.min(*f), hi.max(*f)));
+    assert!(min < 0.905 && max > 1.095, "spread {min}..{max}");
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    assert!((0.99..1.01).contains(&mean), "mean {mean}");
+    // Seeded by the instance id: reproducible per instance, not fleet-wide.
+    let draw = |seed| jitter(&mut SmallRng::seed_from_u64(seed), base);
+    assert_eq!(draw(1), draw(1));
+    assert_ne!(draw(1), draw(2));
+}
+
+#[test]
+fn a_fleet_of_policies_spreads_its_polls_instead_of_polling_in_step() {
+    let now = Instant::now();
+    let mut gaps: Vec<Duration> = (0..200u64)
+        .map(|id| {
+            let mut h = Harness::of(Policy::new(settings(), id, now), now);
+            h.poll(InstanceState::Authorized);
+            h.gap()
+        })
+        .collect();
+    gaps.sort();
+    gaps.dedup();
+    assert!(gaps.len() > 190, "only {} distinct gaps in 200", gaps.len());
 }
 
 #[test]
@@ -566,10 +765,7 @@ fn a_restored_episode_waits_out_its_delivered_code_and_keeps_its_budget() {
     });
     let saved = h.policy.persisted().expect("an episode is persisted");
     h.wait(30 * S);
-    let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
-        now: h.now,
-    };
+    let mut restored = Harness::of(Policy::restore(settings(), 7, h.now, h.now, saved), h.now);
     while restored.policy.next_at() < expires_at {
         assert!(restored.poll(InstanceState::NotAuthorized).is_empty());
     }
@@ -589,10 +785,7 @@ fn a_restored_undelivered_code_is_not_waited_for() {
         delivered: false,
     });
     let saved = h.policy.persisted().unwrap();
-    let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
-        now: h.now,
-    };
+    let mut restored = Harness::of(Policy::restore(settings(), 7, h.now, h.now, saved), h.now);
     assert_eq!(
         restored.poll(InstanceState::NotAuthorized),
         vec![Action::RequestCode]
@@ -613,10 +806,7 @@ fn a_restored_pause_holds_until_its_end() {
     let Phase::Paused { until, .. } = saved else {
         panic!("{saved:?}")
     };
-    let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
-        now: h.now,
-    };
+    let mut restored = Harness::of(Policy::restore(settings(), 7, h.now, h.now, saved), h.now);
     while restored.policy.next_at() < until {
         assert!(restored.poll(InstanceState::NotAuthorized).is_empty());
     }
@@ -633,10 +823,7 @@ fn nothing_is_persisted_for_a_linked_instance_and_an_alert_is_not_repeated_after
     assert_eq!(h.policy.persisted(), None);
     h.poll(InstanceState::Blocked);
     let saved = h.policy.persisted().expect("the alert is remembered");
-    let mut restored = Harness {
-        policy: Policy::restore(settings(), 7, h.now, h.now, saved),
-        now: h.now,
-    };
+    let mut restored = Harness::of(Policy::restore(settings(), 7, h.now, h.now, saved), h.now);
     assert!(
         restored.poll(InstanceState::Blocked).is_empty(),
         "told once"
