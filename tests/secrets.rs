@@ -415,7 +415,7 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
         .collect();
     assert!(!codes.is_empty());
     let sweep = Sweep::default()
-        .secret("the Slack webhook URL", &slack_url)
+        .whole("the Slack webhook URL", &slack_url)
         .secret("the Slack webhook path", "/services/T9/B9/sweep-url-secret")
         .secret("the SMTP password", SMTP_PASSWORD)
         .codes(codes);

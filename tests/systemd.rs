@@ -107,7 +107,7 @@ async fn the_service_manager_sees_ready_watchdog_reloading_and_stopping_in_order
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_systemd_nothing_is_sent_or_complained_about_and_sigterm_exits_0() {
+async fn without_systemd_relinkd_runs_quietly_and_sigterm_exits_0() {
     let (sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("relinkd.toml");
@@ -137,7 +137,7 @@ async fn without_systemd_nothing_is_sent_or_complained_about_and_sigterm_exits_0
     assert!(stderr.contains("relinkd running"), "{stderr}");
     assert!(
         !stderr.contains("notify"),
-        "without NOTIFY_SOCKET nothing is sent, so nothing can fail: {stderr}"
+        "without NOTIFY_SOCKET there is nothing to notify, and nothing to complain about: {stderr}"
     );
 }
 

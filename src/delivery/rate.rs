@@ -175,11 +175,19 @@ mod tests {
         assert!(start.elapsed() <= Duration::from_secs(60));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn no_limit_never_waits() {
+        // On the paused clock a wait would advance time; none may pass.
         let gate = RateGate::new(None);
-        for _ in 0..10_000 {
-            gate.acquire(true).await;
+        let start = Instant::now();
+        for i in 0..10_000 {
+            gate.acquire(i % 2 == 0).await;
         }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // A limited gate does wait, so the measure can tell.
+        let limited = RateGate::new(Some(1));
+        limited.acquire(false).await;
+        limited.acquire(false).await;
+        assert!(start.elapsed() >= Duration::from_secs(59));
     }
 }

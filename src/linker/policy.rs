@@ -219,10 +219,7 @@ impl Policy {
             return;
         }
         // A shorter interval takes effect now rather than after the old one.
-        let interval = self.interval();
-        if self.next_at > now + interval {
-            self.next_at = now + interval;
-        }
+        self.next_at = self.next_at.min(now + self.interval());
     }
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
