@@ -6,6 +6,12 @@ fn relinkd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_relinkd"))
 }
 
+/// `text` with `from` replaced by `to`; fails if `from` is not there.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in:\n{text}");
+    text.replace(from, to)
+}
+
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -53,7 +59,7 @@ fn check_config_rejects_a_bad_phone_naming_the_key_and_exits_1() {
     let path = write(
         &dir,
         "relinkd.toml",
-        &GOOD.replace("phone = 441234567890", "phone = \"+44 1234\""),
+        &edit(GOOD, "phone = 441234567890", "phone = \"+44 1234\""),
     );
     let out = relinkd()
         .args(["check-config", "--config"])
@@ -142,7 +148,8 @@ fn check_config_refuses_a_fifo_secret_file_at_once() {
     let path = write(
         &dir,
         "relinkd.toml",
-        &GOOD.replace(
+        &edit(
+            GOOD,
             "api_token_env = \"RELINKD_TEST_TOKEN\"",
             "api_token_file = \"token\"",
         ),

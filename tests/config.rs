@@ -127,6 +127,13 @@ fn assert_has(haystack: &str, needles: &[&str]) {
     }
 }
 
+/// `text` with `from` replaced by `to`; fails if `from` is not there (an
+/// edit that does nothing would test the unedited config).
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in:\n{text}");
+    text.replace(from, to)
+}
+
 fn replace(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "BASE has no {from:?}");
     BASE.replacen(from, to, 1)
@@ -884,11 +891,8 @@ fn string_id_is_rejected() {
 
 #[test]
 fn duplicate_ids_are_rejected() {
-    let second = BASE
-        .split("[[instance]]")
-        .nth(1)
-        .unwrap()
-        .replace("sales-line", "other-line");
+    let second = BASE.split("[[instance]]").nth(1).unwrap();
+    let second = edit(second, "sales-line", "other-line");
     let e = error(&format!("{BASE}\n[[instance]]{second}"));
     assert_has(
         &e,
@@ -898,11 +902,8 @@ fn duplicate_ids_are_rejected() {
 
 #[test]
 fn duplicate_instance_names_are_rejected() {
-    let second = BASE
-        .split("[[instance]]")
-        .nth(1)
-        .unwrap()
-        .replace("1101000001", "1101000002");
+    let second = BASE.split("[[instance]]").nth(1).unwrap();
+    let second = edit(second, "1101000001", "1101000002");
     let e = error(&format!("{BASE}\n[[instance]]{second}"));
     assert_has(
         &e,
@@ -923,9 +924,11 @@ fn duplicate_channel_names_are_rejected() {
 
 #[test]
 fn invalid_channel_name_is_rejected() {
-    let e = error(
-        &replace("name = \"ops\"", "name = \"ops hook\"").replace("[\"ops\"]", "[\"ops hook\"]"),
-    );
+    let e = error(&edit(
+        &replace("name = \"ops\"", "name = \"ops hook\""),
+        "[\"ops\"]",
+        "[\"ops hook\"]",
+    ));
     assert_has(
         &e,
         &[
@@ -1254,7 +1257,7 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
         ("chat_id = \"@relinkd_ops\"", "@relinkd_ops"),
         ("chat_id = \"@abcde\"", "@abcde"),
     ] {
-        let config = ok_channel(&TELEGRAM.replace("chat_id = -1001234567890", written));
+        let config = ok_channel(&edit(TELEGRAM, "chat_id = -1001234567890", written));
         match &config.channel("extra").unwrap().kind {
             ChannelKind::Telegram { chat_id, .. } => assert_eq!(chat_id, stored, "{written}"),
             other => panic!("{other:?}"),
@@ -1367,7 +1370,8 @@ fn timezone_overrides_per_instance() {
     let two = format!(
         "{}{}",
         with_defaults("timezone = \"Europe/London\""),
-        SENDER.replace(
+        edit(
+            SENDER,
             "channels = [\"ops\"]",
             "channels = [\"ops\"]\ntimezone = \"Asia/Tokyo\""
         )
@@ -1423,7 +1427,8 @@ fn slack_inline_url_is_accepted_with_a_secret_warning() {
 fn whatsapp_channel_sends_through_another_instance() {
     let config = ok(&format!(
         "{}{SENDER}",
-        with_channel(&WHATSAPP.replace(
+        with_channel(&edit(
+            WHATSAPP,
             "[\"79001234567@c.us\"]",
             "[\"79001234567@c.us\", \"120363043968066561@g.us\", \"79001234567-1581234567@g.us\"]"
         ))
@@ -1442,9 +1447,11 @@ fn whatsapp_channel_sends_through_another_instance() {
 #[test]
 fn whatsapp_channel_through_the_instance_itself_warns() {
     // The instance (1101000001) lists "extra", which sends through it.
-    let config = ok(&with_channel(
-        &WHATSAPP.replace("via = 7", "via = 1101000001"),
-    ));
+    let config = ok(&with_channel(&edit(
+        WHATSAPP,
+        "via = 7",
+        "via = 1101000001",
+    )));
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert_has(
         &config.warnings[0],
@@ -1639,7 +1646,7 @@ fn telegram_chat_id_is_required_and_checked() {
         ("1.5", "(got the float 1.5)"),
         ("0", "(got 0, which is no chat)"),
     ] {
-        let e = channel_error(&TELEGRAM.replace("-1001234567890", written));
+        let e = channel_error(&edit(TELEGRAM, "-1001234567890", written));
         assert_has(
             &e,
             &[
@@ -1702,7 +1709,7 @@ fn slack_url_that_is_not_http_is_rejected_without_showing_it() {
 
 #[test]
 fn email_smtp_host_is_required_and_checked() {
-    let without = EMAIL.replace("smtp_host = \"smtp.example.com\"\n", "");
+    let without = edit(EMAIL, "smtp_host = \"smtp.example.com\"\n", "");
     assert_has(
         &channel_error(&without),
         &[
@@ -1721,7 +1728,7 @@ fn email_smtp_host_is_required_and_checked() {
             "channel[0].smtp_host: must be a host name such as \"smtp.example.com\", not a URL",
         ),
     ] {
-        let e = channel_error(&EMAIL.replace("\"smtp.example.com\"", host));
+        let e = channel_error(&edit(EMAIL, "\"smtp.example.com\"", host));
         assert_has(&e, &[problem]);
     }
 }
@@ -1798,12 +1805,20 @@ fn email_password_over_plain_smtp_warns() {
 
 #[test]
 fn email_from_must_be_a_mailbox() {
-    let e = channel_error(&EMAIL.replace("from = \"relinkd <relinkd@example.com>\"\n", ""));
+    let e = channel_error(&edit(
+        EMAIL,
+        "from = \"relinkd <relinkd@example.com>\"\n",
+        "",
+    ));
     assert_has(
         &e,
         &["channel[0].from: missing: the sender, e.g. from = \"relinkd <relinkd@example.com>\""],
     );
-    let e = channel_error(&EMAIL.replace("relinkd <relinkd@example.com>", "relinkd at example"));
+    let e = channel_error(&edit(
+        EMAIL,
+        "relinkd <relinkd@example.com>",
+        "relinkd at example",
+    ));
     assert_has(
         &e,
         &[
@@ -1815,14 +1830,15 @@ fn email_from_must_be_a_mailbox() {
 
 #[test]
 fn email_to_must_be_a_non_empty_list_of_mailboxes() {
-    let e = channel_error(&EMAIL.replace("to = [\"ops@example.com\"]\n", ""));
+    let e = channel_error(&edit(EMAIL, "to = [\"ops@example.com\"]\n", ""));
     assert_has(
         &e,
         &["channel[0].to: missing: the recipients, e.g. to = [\"ops@example.com\"]"],
     );
-    let e = channel_error(&EMAIL.replace("[\"ops@example.com\"]", "[]"));
+    let e = channel_error(&edit(EMAIL, "[\"ops@example.com\"]", "[]"));
     assert_has(&e, &["channel[0].to: must list at least one recipient"]);
-    let e = channel_error(&EMAIL.replace(
+    let e = channel_error(&edit(
+        EMAIL,
         "[\"ops@example.com\"]",
         "[\"ops@example.com\", \"Ops <ops>\", \"a@b.example, c@d.example\"]",
     ));
@@ -1855,7 +1871,7 @@ fn whatsapp_via_must_name_a_configured_instance() {
     );
     let e = error(&format!(
         "{}{SENDER}",
-        with_channel(&WHATSAPP.replace("via = 7", "via = \"7\""))
+        with_channel(&edit(WHATSAPP, "via = 7", "via = \"7\""))
     ));
     assert_has(
         &e,
@@ -1863,7 +1879,7 @@ fn whatsapp_via_must_name_a_configured_instance() {
     );
     let e = error(&format!(
         "{}{SENDER}",
-        with_channel(&WHATSAPP.replace("via = 7", "via = \"sender\""))
+        with_channel(&edit(WHATSAPP, "via = 7", "via = \"sender\""))
     ));
     assert_has(
         &e,
@@ -1879,7 +1895,11 @@ fn whatsapp_chat_ids_must_be_c_us_or_g_us() {
     let toml = |chat_ids: &str| {
         format!(
             "{}{SENDER}",
-            with_channel(&WHATSAPP.replace("chat_ids = [\"79001234567@c.us\"]", chat_ids))
+            with_channel(&edit(
+                WHATSAPP,
+                "chat_ids = [\"79001234567@c.us\"]",
+                chat_ids
+            ))
         )
     };
     assert_has(

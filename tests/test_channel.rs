@@ -71,7 +71,8 @@ async fn a_refusal_that_echoes_the_secret_url_is_printed_without_it() {
     let (hooks, hooks_addr) = Receiver::start().await;
     hooks.script(vec![Answer::echoing_path(404, "no_service: ")]);
     let url = format!("http://{hooks_addr}/services/T0/B0/echoed-url-secret");
-    let toml = fleet_toml("127.0.0.1:9".parse().unwrap(), hooks_addr, 1, "").replace(
+    let toml = edit(
+        &fleet_toml("127.0.0.1:9".parse().unwrap(), hooks_addr, 1, ""),
         "[[instance]]",
         "[[channel]]\nname = \"slack\"\ntype = \"slack\"\nurl_file = \"url\"\n\n[[instance]]",
     );
