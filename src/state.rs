@@ -24,9 +24,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::greenapi::InstanceState;
-use crate::linker::Phase;
-use crate::linker::policy::Code;
 
 pub const FILE_NAME: &str = "state.json";
 pub const LOCK_FILE_NAME: &str = "relinkd.lock";
@@ -80,76 +77,6 @@ struct StateFile {
     saved_at_ms: u64,
     /// Keyed by instance id (as text: JSON keys are strings).
     instances: BTreeMap<String, Record>,
-}
-
-fn to_ms(at: SystemTime) -> u64 {
-    clock::unix_millis(at)
-}
-
-/// Any `u64` is a time (clamped by the clock, then by the policy's restore).
-fn from_ms(ms: u64) -> tokio::time::Instant {
-    clock::instant(clock::from_unix_millis(ms))
-}
-
-impl Record {
-    /// The record of a policy phase; `None` for `Watching` (nothing to keep).
-    pub fn of(phase: &Phase) -> Option<Self> {
-        let ms = |at| to_ms(clock::wall(at));
-        Some(match phase {
-            Phase::Watching => return None,
-            Phase::Linking {
-                started,
-                codes_used,
-                code,
-            } => Record::Linking {
-                episode_started_ms: ms(*started),
-                codes_used: *codes_used,
-                code_expires_ms: code.map(|c| ms(c.expires_at)),
-                code_delivered: code.and_then(|c| c.delivered),
-            },
-            Phase::Paused {
-                started,
-                until,
-                codes_used,
-            } => Record::Paused {
-                episode_started_ms: ms(*started),
-                codes_used: *codes_used,
-                paused_until_ms: ms(*until),
-            },
-            Phase::Alerted(state) => Record::Alerted {
-                state: state.as_str().to_owned(),
-            },
-        })
-    }
-
-    /// The phase to restore.
-    pub fn to_phase(&self) -> Phase {
-        match self {
-            Record::Linking {
-                episode_started_ms,
-                codes_used,
-                code_expires_ms,
-                code_delivered,
-            } => Phase::Linking {
-                started: from_ms(*episode_started_ms),
-                codes_used: *codes_used,
-                code: code_expires_ms.map(|ms| Code {
-                    expires_at: from_ms(ms),
-                    delivered: *code_delivered,
-                }),
-            },
-            Record::Paused {
-                episode_started_ms,
-                codes_used,
-                paused_until_ms,
-            } => Phase::Paused {
-                started: from_ms(*episode_started_ms),
-                until: from_ms(*paused_until_ms),
-                codes_used: *codes_used,
-            },
-            Record::Alerted { state } => Phase::Alerted(InstanceState::parse(state)),
-        }
-    }
 }
 
 /// Opens without following a symbolic link in the last component.
@@ -282,7 +209,7 @@ impl StateStore {
     pub fn save(&self, records: &BTreeMap<u64, Record>) -> io::Result<()> {
         let file = StateFile {
             version: VERSION,
-            saved_at_ms: to_ms(SystemTime::now()),
+            saved_at_ms: clock::unix_millis(SystemTime::now()),
             instances: records
                 .iter()
                 .map(|(id, r)| (id.to_string(), r.clone()))
@@ -498,29 +425,5 @@ mod tests {
         let err = StateStore::open(&file.join("state")).unwrap_err();
         assert!(err.to_string().contains("state_dir"), "{err}");
         assert!(err.to_string().contains("not-a-dir"), "{err}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn persisted_episodes_round_trip_through_records() {
-        let now = tokio::time::Instant::now();
-        let p = Phase::Linking {
-            started: now,
-            codes_used: 3,
-            code: Some(Code {
-                expires_at: now + Duration::from_secs(150),
-                delivered: Some(true),
-            }),
-        };
-        let back = Record::of(&p).unwrap().to_phase();
-        let Phase::Linking {
-            code: Some(c),
-            codes_used: 3,
-            ..
-        } = back
-        else {
-            panic!("{back:?}")
-        };
-        let diff = (c.expires_at - now).as_millis().abs_diff(150_000);
-        assert!(diff <= 2, "{diff}");
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::policy::Policy;
+use super::record::phase_of;
 use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{InstanceStatus, InstanceView};
 use crate::config::{Config, InstanceConfig};
@@ -194,7 +195,7 @@ impl Fleet {
                 config.id,
                 Instant::now(),
                 first_poll,
-                record.to_phase(),
+                phase_of(&record),
             ),
             None => Policy::new(config.settings.clone(), config.id, first_poll),
         };

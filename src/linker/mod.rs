@@ -3,6 +3,7 @@
 
 mod fleet;
 pub mod policy;
+mod record;
 mod supervisor;
 mod view;
 

@@ -12,6 +12,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
 use super::policy::{Action, Input, Notice, Phase, Policy};
+use super::record::record_of;
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
@@ -190,7 +191,7 @@ impl Supervisor {
             &self.policy,
             self.last_error.take(),
         );
-        let record = self.policy.persisted().as_ref().and_then(Record::of);
+        let record = self.policy.persisted().as_ref().and_then(record_of);
         if record != self.published {
             self.shared.board.set(self.spec.instance.id, record.clone());
             self.published = record;

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::Ctx;
 use super::faults::parse_fault;
-use super::http::{Ctx, Reply};
+use super::reply::Reply;
 use super::state::InstanceSim;
 
 pub(crate) fn routes() -> Router<Ctx> {

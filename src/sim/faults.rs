@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::http::Reply;
+use super::reply::Reply;
 
 /// A fault injected into an instance's vendor calls.
 ///

@@ -1,120 +1,23 @@
-//! The vendor routes (`/waInstance{id}/{method}/{token}`), router assembly
-//! and the reply type shared by the simulator's modules.
+//! The vendor routes (`/waInstance{id}/{method}/{token}`): admission, faults,
+//! then what the method does.
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
-use super::Simulator;
+use super::Ctx;
 use super::faults::FaultKind;
+use super::reply::Reply;
 use super::state::Admission;
 
 /// How long a `Hang` fault holds a request: far beyond any client timeout.
 const HANG_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// Shared by every handler.
-#[derive(Clone)]
-pub(crate) struct Ctx {
-    pub(crate) sim: Simulator,
-    /// Becomes `true` when the server shuts down: held requests are released.
-    release: watch::Receiver<bool>,
-}
-
-pub(crate) fn router(sim: Simulator, release: watch::Receiver<bool>) -> Router {
-    super::control::routes()
-        .route("/{wa}/{method}/{token}", any(vendor))
-        .with_state(Ctx { sim, release })
-}
-
-/// An answer, before it becomes an HTTP response.
-#[derive(Debug, Clone)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    body: ReplyBody,
-    pub(crate) retry_after: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-enum ReplyBody {
-    Json(Value),
-    Text(String),
-    RawJson(&'static str),
-}
-
-impl Reply {
-    pub(crate) fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Json(body),
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn text(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Text(body.into()),
-            retry_after: None,
-        }
-    }
-
-    /// A body served as JSON but sent verbatim (possibly not valid JSON).
-    pub(crate) fn raw_json(status: u16, body: &'static str) -> Self {
-        Self {
-            status,
-            body: ReplyBody::RawJson(body),
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn too_many_requests() -> Self {
-        Self::json(429, json!({"error": "Too Many Requests"}))
-    }
-
-    pub(crate) fn unauthorized() -> Self {
-        Self::json(401, json!({"error": "Unauthorized"}))
-    }
-
-    pub(crate) fn forbidden() -> Self {
-        Self::json(403, json!({"error": "Forbidden"}))
-    }
-
-    /// The status actually sent (an invalid code is served as 500).
-    pub(crate) fn served_status(&self) -> u16 {
-        self.status_code().as_u16()
-    }
-
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl IntoResponse for Reply {
-    fn into_response(self) -> Response {
-        let status = self.status_code();
-        let (content_type, body) = match self.body {
-            ReplyBody::Json(v) => ("application/json", Body::from(v.to_string())),
-            ReplyBody::RawJson(s) => ("application/json", Body::from(s)),
-            ReplyBody::Text(s) => ("text/plain; charset=utf-8", Body::from(s)),
-        };
-        let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Some(seconds) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
 
 /// Resolves when the server shuts down; never if it is not served by
 /// [`super::serve`].
@@ -139,7 +42,7 @@ fn parse_wa(segment: &str) -> Option<Option<u64>> {
     Some(digits.parse().ok())
 }
 
-async fn vendor(
+pub(crate) async fn vendor(
     State(ctx): State<Ctx>,
     http_method: Method,
     path: Result<Path<(String, String, String)>, PathRejection>,

@@ -25,6 +25,7 @@ mod cli;
 mod control;
 mod faults;
 mod http;
+mod reply;
 mod state;
 
 use std::collections::HashMap;
@@ -245,12 +246,27 @@ impl Simulator {
     pub fn router(&self) -> axum::Router {
         // The sender is dropped at once: "released" never fires.
         let (_, release) = tokio::sync::watch::channel(false);
-        http::router(self.clone(), release)
+        router(self.clone(), release)
     }
 
     fn with<R>(&self, id: u64, f: impl FnOnce(&mut InstanceSim) -> R) -> Option<R> {
         self.inner.store.with(id, Instant::now(), f)
     }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) sim: Simulator,
+    /// Becomes `true` when the server shuts down: held requests are released.
+    pub(crate) release: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The control routes and the vendor routes.
+fn router(sim: Simulator, release: tokio::sync::watch::Receiver<bool>) -> axum::Router {
+    control::routes()
+        .route("/{wa}/{method}/{token}", axum::routing::any(http::vendor))
+        .with_state(Ctx { sim, release })
 }
 
 /// How many call records are kept per instance.
@@ -269,7 +285,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let app = http::router(sim, release_rx);
+    let app = router(sim, release_rx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -13,7 +13,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::http::Reply;
+use super::reply::Reply;
 use super::{
     CALL_LOG_CAP, CallRecord, EnterError, Fault, MESSAGE_LOG_CAP, REBOOT_DURATION, SentMessage,
     SimConfig, SimInstance,

@@ -1,0 +1,107 @@
+//! The policy's phase as the state file keeps it (`state::Record`), and back:
+//! times become Unix milliseconds on the wall clock.
+
+use std::time::SystemTime;
+
+use super::policy::{Code, Phase};
+use crate::clock;
+use crate::greenapi::InstanceState;
+use crate::state::Record;
+
+fn to_ms(at: SystemTime) -> u64 {
+    clock::unix_millis(at)
+}
+
+/// Any `u64` is a time (clamped by the clock, then by the policy's restore).
+fn from_ms(ms: u64) -> tokio::time::Instant {
+    clock::instant(clock::from_unix_millis(ms))
+}
+
+/// The record of a policy phase; `None` for `Watching` (nothing to keep).
+pub fn record_of(phase: &Phase) -> Option<Record> {
+    let ms = |at| to_ms(clock::wall(at));
+    Some(match phase {
+        Phase::Watching => return None,
+        Phase::Linking {
+            started,
+            codes_used,
+            code,
+        } => Record::Linking {
+            episode_started_ms: ms(*started),
+            codes_used: *codes_used,
+            code_expires_ms: code.map(|c| ms(c.expires_at)),
+            code_delivered: code.and_then(|c| c.delivered),
+        },
+        Phase::Paused {
+            started,
+            until,
+            codes_used,
+        } => Record::Paused {
+            episode_started_ms: ms(*started),
+            codes_used: *codes_used,
+            paused_until_ms: ms(*until),
+        },
+        Phase::Alerted(state) => Record::Alerted {
+            state: state.as_str().to_owned(),
+        },
+    })
+}
+
+/// The phase a record restores (clamped by `Policy::restore`).
+pub fn phase_of(record: &Record) -> Phase {
+    match record {
+        Record::Linking {
+            episode_started_ms,
+            codes_used,
+            code_expires_ms,
+            code_delivered,
+        } => Phase::Linking {
+            started: from_ms(*episode_started_ms),
+            codes_used: *codes_used,
+            code: code_expires_ms.map(|ms| Code {
+                expires_at: from_ms(ms),
+                delivered: *code_delivered,
+            }),
+        },
+        Record::Paused {
+            episode_started_ms,
+            codes_used,
+            paused_until_ms,
+        } => Phase::Paused {
+            started: from_ms(*episode_started_ms),
+            until: from_ms(*paused_until_ms),
+            codes_used: *codes_used,
+        },
+        Record::Alerted { state } => Phase::Alerted(InstanceState::parse(state)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn persisted_episodes_round_trip_through_records() {
+        let now = tokio::time::Instant::now();
+        let p = Phase::Linking {
+            started: now,
+            codes_used: 3,
+            code: Some(Code {
+                expires_at: now + Duration::from_secs(150),
+                delivered: Some(true),
+            }),
+        };
+        let back = phase_of(&record_of(&p).unwrap());
+        let Phase::Linking {
+            code: Some(c),
+            codes_used: 3,
+            ..
+        } = back
+        else {
+            panic!("{back:?}")
+        };
+        let diff = (c.expires_at - now).as_millis().abs_diff(150_000);
+        assert!(diff <= 2, "{diff}");
+    }
+}
