@@ -4,6 +4,10 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::control::Commands;
+use crate::linker::FleetView;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -14,20 +18,19 @@ use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::daemon::ReloadRequest;
-use crate::linker::Fleet;
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
-
+/// Narrow handles only: the admin API reads, and asks the control task for
+/// anything that changes the daemon.
 #[derive(Clone)]
 pub struct AdminState {
     pub metrics: Metrics,
     /// Whether supervisors run and none has died.
     pub readiness: Readiness,
-    pub fleet: Arc<Mutex<Fleet>>,
-    pub reload: mpsc::Sender<ReloadRequest>,
+    /// The fleet's status, never locked by a reload.
+    pub fleet: FleetView,
+    /// Reloads and relinks.
+    pub commands: Commands,
+    /// Replaced by a reload; read per request.
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
 }
 
@@ -126,11 +129,9 @@ async fn ready(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn instances(State(state): State<AdminState>) -> Response {
-    let fleet = state.fleet.lock().await;
-    let summary = fleet.summary();
     Json(json!({
-        "summary": summary.to_string(),
-        "instances": fleet.statuses(),
+        "summary": state.fleet.summary().to_string(),
+        "instances": state.fleet.statuses(),
     }))
     .into_response()
 }
@@ -139,33 +140,30 @@ async fn relink(State(state): State<AdminState>, Path(id): Path<String>) -> Resp
     let Ok(id) = id.parse::<u64>() else {
         return error(StatusCode::BAD_REQUEST, "the instance id must be a number");
     };
-    if state.fleet.lock().await.relink(id) {
-        tracing::info!(wa_instance = id, "relink requested over the admin API");
-        (
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": id, "relink": "requested" })),
-        )
-            .into_response()
-    } else {
-        error(
+    match state.commands.relink(id).await {
+        Some(true) => {
+            tracing::info!(wa_instance = id, "relink requested over the admin API");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": id, "relink": "requested" })),
+            )
+                .into_response()
+        }
+        Some(false) => error(
             StatusCode::NOT_FOUND,
             "no such instance in the running config",
-        )
+        ),
+        None => shutting_down(),
     }
 }
 
+fn shutting_down() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "relinkd is shutting down")
+}
+
 async fn reload(State(state): State<AdminState>) -> Response {
-    let (reply, outcome) = oneshot::channel();
-    if state
-        .reload
-        .send(ReloadRequest { reply: Some(reply) })
-        .await
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "relinkd is shutting down");
-    }
-    match outcome.await {
-        Ok(Ok(changes)) => Json(json!({
+    match state.commands.reload().await {
+        Some(Ok(changes)) => Json(json!({
             "reloaded": true,
             "added": changes.added,
             "removed": changes.removed,
@@ -173,11 +171,11 @@ async fn reload(State(state): State<AdminState>) -> Response {
             "unchanged": changes.unchanged,
         }))
         .into_response(),
-        Ok(Err(message)) => (
+        Some(Err(message)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({ "reloaded": false, "error": message })),
         )
             .into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "relinkd is shutting down"),
+        None => shutting_down(),
     }
 }

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use tokio::net::TcpListener;
 
 use crate::daemon::Daemon;
-use crate::delivery::sign;
+use crate::delivery::webhook::sign;
 use crate::sim::{SimConfig, SimInstance, Simulator};
 
 const TOKEN: &str = "demo-token-not-a-secret";
@@ -111,9 +111,7 @@ pub async fn run(
         println!("\n[demo] billing-line's phone dropped its link (simulated logout)\n");
     });
 
-    // The demo has no reload trigger; the sender is kept so reloads wait.
-    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
-    Daemon::new(config).run(listener, shutdown, reloads).await?;
+    Daemon::new(config).run(listener, shutdown).await?;
     println!("relinkd demo stopped.");
     Ok(())
 }

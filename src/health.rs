@@ -5,15 +5,13 @@
 //! instance unwatched. Either way the watchdog ping is withheld, so systemd
 //! restarts relinkd, and `/-/ready` answers 503.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::greenapi::Client;
-use crate::linker::Fleet;
+use crate::linker::FleetView;
 use crate::readiness::Readiness;
 use crate::service::Notifier;
 
@@ -43,7 +41,7 @@ pub fn progressing(seen: Observation) -> bool {
 /// `STATUS=` when the summary changes, pings the watchdog while the fleet
 /// makes progress, and tells `readiness` either way.
 pub async fn report(
-    fleet: Arc<Mutex<Fleet>>,
+    fleet: FleetView,
     client: Client,
     notifier: Notifier,
     readiness: Readiness,
@@ -59,14 +57,9 @@ pub async fn report(
             _ = ticker.tick() => {}
             () = stop.cancelled() => return,
         }
-        let (summary, overdue, stopped) = {
-            let fleet = fleet.lock().await;
-            (
-                fleet.summary().to_string(),
-                fleet.overdue(Instant::now()),
-                fleet.stopped(),
-            )
-        };
+        let summary = fleet.summary().to_string();
+        let overdue = fleet.overdue(Instant::now());
+        let stopped = fleet.stopped();
         let completed = client.completed();
         let seen = Observation {
             overdue: overdue.len(),

@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::shutdown::Tasks;
 
 /// A client must send its whole request head within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,24 +123,23 @@ fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
-/// Serves `router` on `listener` until `stop`, then lets open connections
-/// finish their requests and closes them.
+/// Serves `router` on `listener` until `tasks` is cancelled, then lets open
+/// connections (tasks of `tasks` too) finish their requests and closes them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
     metrics: ListenerMetrics,
-    stop: CancellationToken,
+    tasks: Tasks,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
     metrics
         .max
         .set(i64::try_from(max_connections).unwrap_or(i64::MAX));
-    let connections = TaskTracker::new();
     let mut accept_errors = 0u64;
     loop {
         let accepted = tokio::select! {
-            () = stop.cancelled() => break,
+            () = tasks.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -159,8 +159,8 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let (router, metrics, stop) = (router.clone(), metrics.clone(), stop.clone());
-        connections.spawn(async move {
+        let (router, metrics, stop) = (router.clone(), metrics.clone(), tasks.child_token());
+        tasks.spawn(async move {
             metrics.open.inc();
             if let Some(reason) = serve_connection(stream, router, stop).await {
                 metrics.timed_out.with_label_values(&[reason]).inc();
@@ -169,8 +169,6 @@ pub async fn serve(
             drop(slot);
         });
     }
-    connections.close();
-    connections.wait().await;
 }
 
 /// One connection; `Some(reason)` if it was closed for taking too long.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use relinkd::config::{self, LogFormat};
+use relinkd::control::Commands;
 use relinkd::daemon::Daemon;
 use relinkd::{admin_client, demo, sim, telemetry};
 
@@ -130,25 +131,20 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    report(
-        Daemon::new(config)
-            .run(listener, shutdown_signal(), reload_signal())
-            .await,
-    )
+    let daemon = Daemon::new(config);
+    reload_on_sighup(daemon.commands());
+    report(daemon.run(listener, shutdown_signal()).await)
 }
 
-/// SIGHUP, as a stream of reload requests.
-fn reload_signal() -> tokio::sync::mpsc::Receiver<()> {
+/// SIGHUP sends the daemon the same `Reload` the admin API does.
+fn reload_on_sighup(commands: Commands) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler installs");
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            // A reload already queued covers this one too.
-            let _ = tx.try_send(());
+            commands.request_reload();
         }
     });
-    rx
 }
 
 async fn test_channel(path: PathBuf, name: &str) -> ExitCode {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{ChannelKind, Config};
-use crate::delivery::{About, BuildError, Dispatcher, InstanceRef, Outcome};
-use crate::greenapi::{ApiError, Client};
+use crate::control::build_dispatcher;
+use crate::delivery::{About, BuildError, DeliveryMetrics, InstanceRef, Outcome};
+use crate::greenapi::{ApiError, ApiMetrics, Client};
 use crate::metrics::Metrics;
 
 /// How long the test message may keep retrying.
@@ -49,25 +50,20 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         });
     };
     let metrics = Metrics::new();
-    let client = Client::new(4, metrics.api.clone());
-    if let ChannelKind::Whatsapp { via, .. } = &channel.kind {
-        // The channel sends only through an authorized instance: ask.
-        if let Some(sender) = config.instance(*via) {
-            let state = client
-                .instance(
-                    &sender.api_url,
-                    sender.id,
-                    sender.api_token.clone(),
-                    sender.settings.request_timeout,
-                )
+    let client = Client::new(4, ApiMetrics::register(metrics.registry()));
+    if let ChannelKind::Whatsapp(whatsapp) = &channel.kind {
+        // The channel sends only through an instance polled authorized:
+        // poll it (the channel shares the client, and so the answer).
+        if let Some(sender) = config.instance(whatsapp.via) {
+            client
+                .instance(&sender.endpoint())
                 .get_state()
                 .await
                 .map_err(|error| TestChannelError::Via {
                     channel: name.to_owned(),
-                    via: *via,
+                    via: whatsapp.via,
                     error,
                 })?;
-            metrics.instance(sender.id, &sender.name).set_state(&state);
         }
     }
     let only = Config {
@@ -76,7 +72,8 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
     };
     // The daemon's own HTTP client, so the test behaves as a real delivery.
     let http = crate::outbound::client();
-    let dispatcher = Dispatcher::from_config(&only, &client, &http, &metrics)?;
+    let delivery_metrics = DeliveryMetrics::register(metrics.registry());
+    let dispatcher = build_dispatcher(&only, &client, &http, &delivery_metrics)?;
     let about = About {
         instance: InstanceRef {
             id: 0,

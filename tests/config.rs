@@ -231,37 +231,37 @@ fn full_fixture_loads_every_key() {
         }
     );
     match &ops.kind {
-        ChannelKind::Webhook { url, secret } => {
+        ChannelKind::Webhook(relinkd::delivery::webhook::Config { url, secret }) => {
             assert_eq!(url, "https://hooks.example.com/relinkd");
             assert_eq!(secret.as_ref().unwrap().expose(), b"ops key");
         }
         other => panic!("{other:?}"),
     }
     match &config.channel("audit.hook_2").unwrap().kind {
-        ChannelKind::Webhook { url, secret } => {
+        ChannelKind::Webhook(relinkd::delivery::webhook::Config { url, secret }) => {
             assert_eq!(url, "http://127.0.0.1:8080/hook");
             assert_eq!(secret.as_ref().unwrap().expose(), b"audit");
         }
         other => panic!("{other:?}"),
     }
     match &config.channel("files-hook").unwrap().kind {
-        ChannelKind::Webhook { secret, .. } => {
+        ChannelKind::Webhook(relinkd::delivery::webhook::Config { secret, .. }) => {
             assert_eq!(secret.as_ref().unwrap().expose(), b"files key bytes")
         }
         other => panic!("{other:?}"),
     }
     let console = config.channel("console").unwrap();
-    assert!(matches!(console.kind, ChannelKind::Console));
+    assert!(matches!(console.kind, ChannelKind::Console(_)));
     assert_eq!(console.attempt_timeout, Duration::from_secs(1));
     assert_eq!(console.rate_limit_per_minute, None);
     assert_eq!(console.templates, TemplateOverrides::default());
 
     let telegram = |name: &str| match &config.channel(name).unwrap().kind {
-        ChannelKind::Telegram {
+        ChannelKind::Telegram(relinkd::delivery::telegram::Config {
             bot_token,
             chat_id,
             api_base,
-        } => (
+        }) => (
             bot_token.expose_secret().to_owned(),
             chat_id.clone(),
             api_base.clone(),
@@ -305,7 +305,9 @@ fn full_fixture_loads_every_key() {
         ("slack-cred", "https://hooks.slack.com/services/T0/B0/cred"),
     ] {
         match &config.channel(name).unwrap().kind {
-            ChannelKind::Slack { url: loaded } => assert_eq!(loaded.expose_secret(), url),
+            ChannelKind::Slack(relinkd::delivery::slack::Config { url: loaded }) => {
+                assert_eq!(loaded.expose_secret(), url)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -316,7 +318,7 @@ fn full_fixture_loads_every_key() {
 
     let mail = config.channel("mail-ops").unwrap();
     match &mail.kind {
-        ChannelKind::Email {
+        ChannelKind::Email(relinkd::delivery::email::Config {
             smtp_host,
             smtp_port,
             tls,
@@ -324,7 +326,7 @@ fn full_fixture_loads_every_key() {
             password,
             from,
             to,
-        } => {
+        }) => {
             assert_eq!(smtp_host, "smtp.example.com");
             assert_eq!(*smtp_port, 2525);
             assert_eq!(*tls, EmailTls::Tls);
@@ -353,12 +355,12 @@ fn full_fixture_loads_every_key() {
         Some("Code for {{ instance_name }}: {{ code }}")
     );
     let password_of = |name: &str| match &config.channel(name).unwrap().kind {
-        ChannelKind::Email {
+        ChannelKind::Email(relinkd::delivery::email::Config {
             password,
             smtp_port,
             tls,
             ..
-        } => (
+        }) => (
             password.as_ref().map(|p| p.expose_secret().to_owned()),
             *smtp_port,
             *tls,
@@ -377,7 +379,7 @@ fn full_fixture_loads_every_key() {
 
     let wa = config.channel("wa-admins").unwrap();
     match &wa.kind {
-        ChannelKind::Whatsapp { via, chat_ids } => {
+        ChannelKind::Whatsapp(relinkd::delivery::whatsapp::Config { via, chat_ids }) => {
             assert_eq!(*via, 7);
             assert_eq!(
                 chat_ids,
@@ -1239,11 +1241,11 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
     let config = ok_channel(TELEGRAM);
     let extra = config.channel("extra").unwrap();
     match &extra.kind {
-        ChannelKind::Telegram {
+        ChannelKind::Telegram(relinkd::delivery::telegram::Config {
             bot_token,
             chat_id,
             api_base,
-        } => {
+        }) => {
             assert_eq!(bot_token.expose_secret(), "123456:bot-token");
             assert_eq!(chat_id, "-1001234567890");
             assert_eq!(api_base, "https://api.telegram.org");
@@ -1259,13 +1261,17 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
     ] {
         let config = ok_channel(&edit(TELEGRAM, "chat_id = -1001234567890", written));
         match &config.channel("extra").unwrap().kind {
-            ChannelKind::Telegram { chat_id, .. } => assert_eq!(chat_id, stored, "{written}"),
+            ChannelKind::Telegram(relinkd::delivery::telegram::Config { chat_id, .. }) => {
+                assert_eq!(chat_id, stored, "{written}")
+            }
             other => panic!("{other:?}"),
         }
     }
     let config = ok_channel(&format!("{TELEGRAM}api_base = \"http://127.0.0.1:8081/\""));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Telegram { api_base, .. } => assert_eq!(api_base, "http://127.0.0.1:8081"),
+        ChannelKind::Telegram(relinkd::delivery::telegram::Config { api_base, .. }) => {
+            assert_eq!(api_base, "http://127.0.0.1:8081")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -1280,7 +1286,7 @@ fn email_port_defaults_follow_tls() {
     ] {
         let config = ok_channel(&format!("{EMAIL}{tls}"));
         match &config.channel("extra").unwrap().kind {
-            ChannelKind::Email {
+            ChannelKind::Email(relinkd::delivery::email::Config {
                 smtp_host,
                 smtp_port,
                 tls: got,
@@ -1288,7 +1294,7 @@ fn email_port_defaults_follow_tls() {
                 password,
                 from,
                 to,
-            } => {
+            }) => {
                 assert_eq!((*got, *smtp_port), (expected_tls, port), "{tls}");
                 assert_eq!(smtp_host, "smtp.example.com");
                 assert!(username.is_none() && password.is_none());
@@ -1301,7 +1307,9 @@ fn email_port_defaults_follow_tls() {
     }
     let config = ok_channel(&format!("{EMAIL}tls = \"tls\"\nsmtp_port = 2465"));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Email { smtp_port, .. } => assert_eq!(*smtp_port, 2465),
+        ChannelKind::Email(relinkd::delivery::email::Config { smtp_port, .. }) => {
+            assert_eq!(*smtp_port, 2465)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -1312,9 +1320,9 @@ fn email_with_username_loads_its_password() {
         "{EMAIL}username = \"relinkd\"\npassword_env = \"SMTP_PASSWORD\""
     ));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Email {
+        ChannelKind::Email(relinkd::delivery::email::Config {
             username, password, ..
-        } => {
+        }) => {
             assert_eq!(username.as_deref(), Some("relinkd"));
             assert_eq!(password.as_ref().unwrap().expose_secret(), "smtp-password");
         }
@@ -1406,7 +1414,7 @@ fn slack_inline_url_is_accepted_with_a_secret_warning() {
     let config =
         ok_channel("type = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/inline\"\n");
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Slack { url } => assert_eq!(
+        ChannelKind::Slack(relinkd::delivery::slack::Config { url }) => assert_eq!(
             url.expose_secret(),
             "https://hooks.slack.com/services/T0/B0/inline"
         ),
@@ -1434,7 +1442,7 @@ fn whatsapp_channel_sends_through_another_instance() {
         ))
     ));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Whatsapp { via, chat_ids } => {
+        ChannelKind::Whatsapp(relinkd::delivery::whatsapp::Config { via, chat_ids }) => {
             assert_eq!(*via, 7);
             assert_eq!(chat_ids.len(), 3);
             assert_eq!(chat_ids[1], "120363043968066561@g.us");
@@ -2131,14 +2139,16 @@ channels = ["a"]
     }
     for ch in &config.channels {
         match &ch.kind {
-            ChannelKind::Webhook { secret, .. } => {
+            ChannelKind::Webhook(relinkd::delivery::webhook::Config { secret, .. }) => {
                 assert_eq!(secret.as_ref().unwrap().expose(), MARKER.as_bytes())
             }
-            ChannelKind::Telegram { bot_token, .. } => {
+            ChannelKind::Telegram(relinkd::delivery::telegram::Config { bot_token, .. }) => {
                 assert_eq!(bot_token.expose_secret(), MARKER)
             }
-            ChannelKind::Slack { url } => assert_eq!(url.expose_secret(), slack_url),
-            ChannelKind::Email { password, .. } => {
+            ChannelKind::Slack(relinkd::delivery::slack::Config { url }) => {
+                assert_eq!(url.expose_secret(), slack_url)
+            }
+            ChannelKind::Email(relinkd::delivery::email::Config { password, .. }) => {
                 assert_eq!(password.as_ref().unwrap().expose_secret(), MARKER)
             }
             other => unreachable!("{other:?}"),

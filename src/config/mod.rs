@@ -1,8 +1,8 @@
-//! The daemon's configuration: the TOML model, validation with precise
-//! messages, secret loading and a digest of the file.
+//! The daemon's configuration: the TOML file read, checked with precise
+//! messages, its secrets loaded, and a digest of it.
 //!
 //! Entry points are [`load`] (real process environment) and [`load_with`]
-//! (any [`Environment`], used by tests). Validation collects every problem it
+//! (any [`Environment`], used by tests). Checking collects every problem it
 //! finds; a single problem is reported as [`ConfigError::Invalid`], several as
 //! [`ConfigError::Multiple`] (one per line when displayed).
 //!
@@ -10,67 +10,35 @@
 //! key path uses 0-based positions for array tables: `instance[1].phone`,
 //! `channel[0].url`, `defaults.cooldown`, `daemon.listen`.
 //!
+//! Each part is checked in its own file (`daemon.rs`, `settings.rs`,
+//! `instances.rs`, `channels.rs`); a channel type's own keys are checked by
+//! that type's config in `delivery`.
+//!
 //! Secrets (API tokens, the admin token, webhook signing keys) are held in
 //! [`secrecy`] containers and never appear in errors, warnings or `Debug`.
 
-mod files;
+mod channels;
+mod daemon;
+mod instances;
 mod raw;
-mod secrets;
-mod validate;
-mod values;
+mod settings;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-pub use secrets::InvalidWebhookSecret;
+use crate::greenapi::Endpoint;
+use crate::validation::{KeyError, Report, SecretContext, read_regular};
 
-/// Where environment variables come from: the process environment for real,
-/// a map in tests. `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY` and every
-/// `*_env` secret are read through it.
-pub trait Environment {
-    /// The value of `name`, or `None` when unset (or not valid UTF-8).
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment (`std::env::var`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Environment for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl<S: BuildHasher> Environment for HashMap<String, String, S> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
-
-/// One validation problem: the key path and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// e.g. `instance[2].phone`
-    pub key: String,
-    /// e.g. `must be 7 to 15 digits (got 5)`
-    pub message: String,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
+pub use crate::delivery::email::EmailTls;
+pub use crate::delivery::webhook::{InvalidWebhookSecret, WebhookSecret};
+pub use crate::delivery::{ChannelConfig, ChannelKind, TemplateOverrides};
+pub use crate::validation::{Environment, Issue, ProcessEnv};
 
 /// Why a config could not be loaded. Display: `<file>: <key path>: <what is wrong>`.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +97,22 @@ impl ConfigError {
             ConfigError::Read { .. } | ConfigError::Parse { .. } => Vec::new(),
         }
     }
+
+    /// The error for what checking found (`Ok` if nothing).
+    fn from_issues(path: &Path, mut issues: Vec<Issue>) -> Result<(), Self> {
+        let path = path.to_path_buf();
+        match issues.len() {
+            0 => Ok(()),
+            1 => {
+                let Issue { key, message } = issues.swap_remove(0);
+                Err(ConfigError::Invalid { path, key, message })
+            }
+            _ => Err(ConfigError::Multiple {
+                path,
+                errors: issues,
+            }),
+        }
+    }
 }
 
 /// A validated configuration.
@@ -181,126 +165,6 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone)]
-pub struct ChannelConfig {
-    /// Unique, 1..=64 of `[A-Za-z0-9_.-]` (a metric label).
-    pub name: String,
-    /// Per-attempt timeout (key `timeout`, default 10s).
-    pub attempt_timeout: Duration,
-    /// Key `rate_limit_per_minute` (1..=100000); `None`: the type's default.
-    pub rate_limit_per_minute: Option<u32>,
-    /// Key `[channel.templates]`: message templates overriding the defaults.
-    pub templates: TemplateOverrides,
-    pub kind: ChannelKind,
-}
-
-/// `[channel.templates]`: minijinja templates (validated at load), one per
-/// event; `subject` only for email channels.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TemplateOverrides {
-    pub code: Option<String>,
-    pub linked: Option<String>,
-    pub paused: Option<String>,
-    pub alert: Option<String>,
-    pub resumed: Option<String>,
-    pub subject: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailTls {
-    /// Plain SMTP (port 25 by default).
-    None,
-    /// STARTTLS, required (port 587 by default).
-    StartTls,
-    /// Implicit TLS (port 465 by default).
-    Tls,
-}
-
-#[derive(Debug, Clone)]
-pub enum ChannelKind {
-    Webhook {
-        /// Starts with http:// or https://.
-        url: String,
-        secret: Option<WebhookSecret>,
-    },
-    Console,
-    Telegram {
-        /// From `bot_token_file` / `_env` / `_credential` / `bot_token`.
-        bot_token: SecretString,
-        /// A numeric chat id (may be negative) or `@channelusername`.
-        chat_id: String,
-        /// Default `https://api.telegram.org`; no trailing slash.
-        api_base: String,
-    },
-    Slack {
-        /// Incoming-webhook URL (a secret): `url_file` / `_env` / `_credential` / `url`.
-        url: SecretString,
-    },
-    Email {
-        smtp_host: String,
-        /// Default by `tls`: 25, 587, 465.
-        smtp_port: u16,
-        /// Key `tls`: "none" | "starttls" (default) | "tls".
-        tls: EmailTls,
-        username: Option<String>,
-        /// `password_file` / `_env` / `_credential` / `password`.
-        password: Option<SecretString>,
-        /// A mailbox, e.g. `relinkd <relinkd@example.com>`.
-        from: String,
-        /// Non-empty list of mailboxes.
-        to: Vec<String>,
-    },
-    Whatsapp {
-        /// A configured instance that sends the messages.
-        via: u64,
-        /// `79001234567@c.us` (a person) or `...@g.us` (a group).
-        chat_ids: Vec<String>,
-    },
-}
-
-impl ChannelKind {
-    /// The `type` key's value.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ChannelKind::Webhook { .. } => "webhook",
-            ChannelKind::Console => "console",
-            ChannelKind::Telegram { .. } => "telegram",
-            ChannelKind::Slack { .. } => "slack",
-            ChannelKind::Email { .. } => "email",
-            ChannelKind::Whatsapp { .. } => "whatsapp",
-        }
-    }
-}
-
-/// A Standard Webhooks signing key: the decoded bytes of `whsec_<base64>`.
-/// `Debug` never shows it. Cloning shares the key (no copy of the bytes).
-#[derive(Clone)]
-pub struct WebhookSecret(Arc<SecretBox<Vec<u8>>>);
-
-impl WebhookSecret {
-    /// Wraps already-decoded key bytes.
-    pub fn new(key: Vec<u8>) -> Self {
-        WebhookSecret(Arc::new(SecretBox::new(Box::new(key))))
-    }
-
-    /// Decodes `whsec_<base64>` (or bare base64; standard alphabet, padding
-    /// optional). The error never contains the input.
-    pub fn decode(text: &str) -> Result<Self, InvalidWebhookSecret> {
-        secrets::decode_webhook_secret(text)
-    }
-
-    /// The key bytes, for HMAC.
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret([REDACTED])")
-    }
-}
-
-#[derive(Debug, Clone)]
 pub struct InstanceConfig {
     /// idInstance.
     pub id: u64,
@@ -313,6 +177,18 @@ pub struct InstanceConfig {
     /// Names of configured channels, non-empty.
     pub channels: Vec<String>,
     pub settings: InstanceSettings,
+}
+
+impl InstanceConfig {
+    /// How the vendor is reached for this instance.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api_url: self.api_url.clone(),
+            id: self.id,
+            token: self.api_token.clone(),
+            timeout: self.settings.request_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,13 +230,40 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Reads and validates the config at `path`, reading environment variables
 /// (`*_env` secrets, `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`) from `env`.
 pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
-    let bytes = read_config_file(path)?;
-    let digest = sha256_hex(&bytes);
-    let result = parse_and_validate(path, &bytes, digest, env);
-    // The text may hold inline secrets: do not leave it lying in freed memory.
-    let mut bytes = bytes;
-    secrecy::zeroize::Zeroize::zeroize(&mut bytes);
-    result
+    let text = Text::read(path)?;
+    let raw = text.parse()?;
+    let mut report = Report::new(path);
+    let ctx = secret_context(path, env);
+
+    let daemon = daemon::check(&raw.daemon, &ctx, &mut report);
+    let defaults = settings::check(
+        "defaults",
+        &raw.defaults,
+        &InstanceSettings::default(),
+        &mut report,
+    );
+    let channels = channels::check(&raw.channels, &raw.instances, &ctx, &mut report)
+        .map_err(|e| text.key_error(e))?;
+    let instances = instances::check(&raw.instances, &raw.channels, &defaults, &ctx, &mut report);
+    if raw.instances.is_empty() {
+        report.warn(
+            "instance",
+            "no [[instance]] is configured; relinkd will watch nothing",
+        );
+    }
+    channels::warn_unused(&raw.channels, &raw.instances, &mut report);
+
+    let (issues, warnings) = report.finish();
+    ConfigError::from_issues(path, issues)?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        digest: text.digest(),
+        daemon,
+        // With no issues every entry is Some.
+        channels: channels.into_iter().flatten().collect(),
+        instances: instances.into_iter().flatten().collect(),
+        warnings,
+    })
 }
 
 /// Reads only the `[daemon]` section of the config at `path`, for commands
@@ -374,58 +277,92 @@ pub fn load_daemon_section(
     env: &dyn Environment,
     admin_token: bool,
 ) -> Result<DaemonConfig, ConfigError> {
-    let bytes = read_config_file(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
-    })?;
-    let mut raw = raw::parse(text).map_err(|message| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message,
-    })?;
+    let text = Text::read(path)?;
+    let mut raw = text.parse()?;
     if !admin_token {
         raw.daemon.admin_token_file = None;
         raw.daemon.admin_token_env = None;
         raw.daemon.admin_token_credential = None;
         raw.daemon.admin_token = None;
     }
-    let result = validate::build_daemon(&raw, path, env);
-    let mut bytes = bytes;
-    secrecy::zeroize::Zeroize::zeroize(&mut bytes);
-    result
+    let mut report = Report::new(path);
+    let daemon = daemon::check(&raw.daemon, &secret_context(path, env), &mut report);
+    ConfigError::from_issues(path, report.finish().0)?;
+    Ok(daemon)
+}
+
+/// Relative `*_file` paths resolve against the config file's directory.
+fn secret_context<'a>(path: &'a Path, env: &'a dyn Environment) -> SecretContext<'a> {
+    let config_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    SecretContext { config_dir, env }
 }
 
 /// Largest config file read (50,000 instances take about 8 MB).
 const MAX_CONFIG_BYTES: u64 = 256 << 20;
 
-/// The config file's bytes: a regular file, never a FIFO or a device.
-fn read_config_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    files::read_regular(path, MAX_CONFIG_BYTES)
-        .map(|(bytes, _mode)| bytes)
-        .map_err(|problem| ConfigError::Read {
-            path: path.to_path_buf(),
-            source: match problem {
-                files::FileProblem::Io(e) => e,
-                other => io::Error::other(other.to_string()),
-            },
-        })
+/// The config file's text, wiped from memory when dropped (it may hold
+/// inline secrets).
+struct Text {
+    path: PathBuf,
+    bytes: Vec<u8>,
 }
 
-fn parse_and_validate(
-    path: &Path,
-    bytes: &[u8],
-    digest: String,
-    env: &dyn Environment,
-) -> Result<Config, ConfigError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
-    })?;
-    let raw = raw::parse(text).map_err(|message| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    validate::build(raw, path, digest, env)
+impl Text {
+    /// A regular file, never a FIFO or a device.
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let bytes = read_regular(path, MAX_CONFIG_BYTES)
+            .map(|(bytes, _mode)| bytes)
+            .map_err(|problem| ConfigError::Read {
+                path: path.to_path_buf(),
+                source: match problem {
+                    crate::validation::FileProblem::Io(e) => e,
+                    other => io::Error::other(other.to_string()),
+                },
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+        })
+    }
+
+    fn str(&self) -> Result<&str, ConfigError> {
+        std::str::from_utf8(&self.bytes).map_err(|e| ConfigError::Parse {
+            path: self.path.clone(),
+            message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+        })
+    }
+
+    fn parse(&self) -> Result<raw::RawConfig, ConfigError> {
+        raw::parse(self.str()?).map_err(|message| ConfigError::Parse {
+            path: self.path.clone(),
+            message,
+        })
+    }
+
+    /// A value of the wrong type, reported like any TOML error: where it is.
+    fn key_error(&self, error: KeyError) -> ConfigError {
+        let message = match self.str() {
+            Ok(text) => raw::located(text, error.span.start, &error.message),
+            Err(_) => format!("{}: {}", error.key, error.message),
+        };
+        ConfigError::Parse {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    fn digest(&self) -> String {
+        sha256_hex(&self.bytes)
+    }
+}
+
+impl Drop for Text {
+    fn drop(&mut self) {
+        secrecy::zeroize::Zeroize::zeroize(&mut self.bytes);
+    }
 }
 
 /// Lowercase hex sha256 of `bytes` (the config digest).

@@ -5,10 +5,11 @@
 
 use std::fmt;
 
-use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-use toml::Value;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::{Spanned, Value};
+
+use crate::validation::{Keys, RawSecret};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,90 +52,79 @@ pub(super) struct RawSettings {
     pub timezone: Option<Value>,
 }
 
-/// One `[[channel]]`. All per-type keys live here; which ones a type allows
-/// is checked in validation against [`RawChannel::specific_keys`] (so the
-/// message can name the type).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `[[channel]]`: the keys every channel takes, and the rest as written
+/// (the channel's type reads those). A key no type takes is kept to be
+/// reported where it is.
+#[derive(Debug, Default)]
 pub(super) struct RawChannel {
-    // common to every type
     pub name: Option<String>,
-    #[serde(rename = "type")]
     pub kind: Option<String>,
     pub timeout: Option<Value>,
     pub rate_limit_per_minute: Option<Value>,
     pub templates: Option<RawTemplates>,
-    // webhook (`url` is also slack's inline webhook URL, a secret; so it is
-    // read as one for both types)
-    pub url: Option<RawSecret>,
-    pub secret_file: Option<String>,
-    pub secret_env: Option<String>,
-    pub secret_credential: Option<String>,
-    pub secret: Option<RawSecret>,
-    // telegram
-    pub bot_token_file: Option<String>,
-    pub bot_token_env: Option<String>,
-    pub bot_token_credential: Option<String>,
-    pub bot_token: Option<RawSecret>,
-    pub chat_id: Option<Value>,
-    pub api_base: Option<String>,
-    // slack (and `url` above)
-    pub url_file: Option<String>,
-    pub url_env: Option<String>,
-    pub url_credential: Option<String>,
-    // email
-    pub smtp_host: Option<String>,
-    pub smtp_port: Option<Value>,
-    pub tls: Option<String>,
-    pub username: Option<String>,
-    pub password_file: Option<String>,
-    pub password_env: Option<String>,
-    pub password_credential: Option<String>,
-    pub password: Option<RawSecret>,
-    pub from: Option<String>,
-    pub to: Option<Vec<String>>,
-    // whatsapp
-    pub via: Option<Value>,
-    pub chat_ids: Option<Vec<String>>,
+    /// The type's own keys (and other types' keys, to be refused by name).
+    pub keys: Keys,
+    /// Keys no channel type takes, with where they are.
+    pub unknown: Vec<Spanned<String>>,
 }
 
-impl RawChannel {
-    /// The type-specific keys present in this channel, in the order they are
-    /// declared (every key except name, type, timeout, rate_limit_per_minute
-    /// and templates).
-    pub fn specific_keys(&self) -> Vec<&'static str> {
-        let present = [
-            ("url", self.url.is_some()),
-            ("secret_file", self.secret_file.is_some()),
-            ("secret_env", self.secret_env.is_some()),
-            ("secret_credential", self.secret_credential.is_some()),
-            ("secret", self.secret.is_some()),
-            ("bot_token_file", self.bot_token_file.is_some()),
-            ("bot_token_env", self.bot_token_env.is_some()),
-            ("bot_token_credential", self.bot_token_credential.is_some()),
-            ("bot_token", self.bot_token.is_some()),
-            ("chat_id", self.chat_id.is_some()),
-            ("api_base", self.api_base.is_some()),
-            ("url_file", self.url_file.is_some()),
-            ("url_env", self.url_env.is_some()),
-            ("url_credential", self.url_credential.is_some()),
-            ("smtp_host", self.smtp_host.is_some()),
-            ("smtp_port", self.smtp_port.is_some()),
-            ("tls", self.tls.is_some()),
-            ("username", self.username.is_some()),
-            ("password_file", self.password_file.is_some()),
-            ("password_env", self.password_env.is_some()),
-            ("password_credential", self.password_credential.is_some()),
-            ("password", self.password.is_some()),
-            ("from", self.from.is_some()),
-            ("to", self.to.is_some()),
-            ("via", self.via.is_some()),
-            ("chat_ids", self.chat_ids.is_some()),
-        ];
-        present
-            .into_iter()
-            .filter_map(|(key, is_set)| is_set.then_some(key))
-            .collect()
+/// The keys every channel takes, as serde lists them.
+const COMMON_KEYS: [&str; 5] = [
+    "name",
+    "type",
+    "timeout",
+    "rate_limit_per_minute",
+    "templates",
+];
+
+/// Every key a `[[channel]]` may have: the common ones, then each type's in
+/// the order of `delivery::TYPES`.
+pub(super) fn channel_keys() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = COMMON_KEYS.to_vec();
+    for kind in crate::delivery::TYPES {
+        for key in kind.keys {
+            if !all.contains(key) {
+                all.push(key);
+            }
+        }
+    }
+    all
+}
+
+impl<'de> Deserialize<'de> for RawChannel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChannelVisitor;
+        impl<'de> Visitor<'de> for ChannelVisitor {
+            type Value = RawChannel;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a [[channel]] table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawChannel, A::Error> {
+                let known = channel_keys();
+                let mut channel = RawChannel::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.get_ref().as_str() {
+                        "name" => channel.name = map.next_value()?,
+                        "type" => channel.kind = map.next_value()?,
+                        "timeout" => channel.timeout = map.next_value()?,
+                        "rate_limit_per_minute" => {
+                            channel.rate_limit_per_minute = map.next_value()?;
+                        }
+                        "templates" => channel.templates = map.next_value()?,
+                        other if known.contains(&other) => {
+                            let value = map.next_value::<Spanned<Value>>()?;
+                            channel.keys.push(key.into_inner(), value);
+                        }
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            channel.unknown.push(key);
+                        }
+                    }
+                }
+                Ok(channel)
+            }
+        }
+        deserializer.deserialize_map(ChannelVisitor)
     }
 }
 
@@ -191,74 +181,39 @@ impl RawInstance {
     }
 }
 
-/// An inline secret. Deserializes only from a string, straight into a
-/// `SecretString`; a value of any other type is rejected WITHOUT echoing it
-/// (serde's default message would print e.g. an integer token).
-pub(super) struct RawSecret(pub SecretString);
-
-impl fmt::Debug for RawSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RawSecret([REDACTED])")
-    }
-}
-
-const NOT_A_STRING: &str = "invalid type: a secret must be a string (value not shown)";
-
-impl<'de> Deserialize<'de> for RawSecret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SecretVisitor;
-        impl Visitor<'_> for SecretVisitor {
-            type Value = RawSecret;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSecret, E> {
-                Ok(RawSecret(SecretString::from(v)))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_i128<E: de::Error>(self, _: i128) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_u128<E: de::Error>(self, _: u128) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<RawSecret, E> {
-                Err(E::custom(NOT_A_STRING))
-            }
-        }
-        deserializer.deserialize_any(SecretVisitor)
-    }
-}
-
 /// Parses the TOML text. The error is toml's message prefixed with
 /// `line L, column C:` and, where it can be told, the key path (e.g.
 /// `instance[1].phone:`); toml's source snippet is deliberately dropped
 /// because the offending line may hold an inline secret.
 pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
-    toml::from_str::<RawConfig>(text).map_err(|e| {
+    let raw = toml::from_str::<RawConfig>(text).map_err(|e| {
         let message = e.message().trim_end();
         match e.span() {
-            Some(span) => {
-                let (line, column) = line_column(text, span.start);
-                match key_at(text, span.start) {
-                    Some(key) => format!("line {line}, column {column}: {key}: {message}"),
-                    None => format!("line {line}, column {column}: {message}"),
-                }
-            }
+            Some(span) => located(text, span.start, message),
             None => message.to_owned(),
         }
-    })
+    })?;
+    // A key no channel type takes, reported as serde reports any unknown key.
+    if let Some(key) = raw.channels.iter().flat_map(|c| &c.unknown).next() {
+        let expected: Vec<String> = channel_keys().iter().map(|k| format!("`{k}`")).collect();
+        let message = format!(
+            "unknown field `{}`, expected one of {}",
+            key.get_ref(),
+            expected.join(", ")
+        );
+        return Err(located(text, key.span().start, &message));
+    }
+    Ok(raw)
+}
+
+/// `message` about the text at byte offset `at`: `line L, column C:`, and
+/// the key path there when it can be told.
+pub(super) fn located(text: &str, at: usize, message: &str) -> String {
+    let (line, column) = line_column(text, at);
+    match key_at(text, at) {
+        Some(key) => format!("line {line}, column {column}: {key}: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 /// The key path of the line holding byte offset `at`, in the style of the

@@ -10,9 +10,20 @@ use minijinja::Environment;
 use super::message::Notification;
 use super::{Reason, SendError};
 use crate::clock;
-use crate::config::TemplateOverrides;
 pub use crate::template::Style;
 use crate::template::{self, Context};
+
+/// `[channel.templates]`: minijinja templates (checked when the config is
+/// loaded), one per event; `subject` only for email channels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateOverrides {
+    pub code: Option<String>,
+    pub linked: Option<String>,
+    pub paused: Option<String>,
+    pub alert: Option<String>,
+    pub resumed: Option<String>,
+    pub subject: Option<String>,
+}
 
 pub const DEFAULT_CODE: &str = "relinkd: linking code for {{ instance_name | bold }} ({{ instance_id }}): {{ code | mono }}\n\
 Expires {{ expires_at_utc }}{% if expires_at_local %} ({{ expires_at_local }}){% endif %}, in {{ seconds_left }} s.\n\

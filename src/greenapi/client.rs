@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -13,14 +13,21 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
+use super::metrics::ApiMetrics;
 use super::{ApiError, InstanceState};
-use crate::metrics::ApiMetrics;
 use crate::outbound::{self, BodyError, MAX_BODY_BYTES};
 use crate::redact::Redactor;
 
-/// Smallest gap between two calls to one instance. The vendor allows 1/s on
-/// state calls and documents nothing for codes; a margin absorbs network jitter.
-pub const MIN_CALL_GAP: Duration = Duration::from_millis(1100);
+/// The vendor's limit: one state call a second per instance (it documents
+/// nothing for codes; relinkd holds every call to it). Intervals in the
+/// config are never shorter, and the policy never schedules two calls
+/// closer.
+pub const VENDOR_CALL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Smallest gap the client lets between two calls to one instance: the
+/// vendor's interval and a margin for network jitter.
+pub const MIN_CALL_GAP: Duration =
+    Duration::from_millis(VENDOR_CALL_INTERVAL.as_millis() as u64 + 100);
 
 /// Vendor error texts are short; anything longer is cut before it reaches a log.
 const MAX_VENDOR_TEXT: usize = 200;
@@ -97,9 +104,42 @@ pub struct Client {
     in_flight: Arc<Semaphore>,
     metrics: ApiMetrics,
     completed: Arc<AtomicU64>,
-    /// One pacing slot per instance id, shared by every handle to it (the
+    /// One slot per instance id, shared by every handle to it (the
     /// supervisor's polls and a WhatsApp channel sending through it).
-    pacers: Arc<std::sync::Mutex<HashMap<u64, Arc<Mutex<Instant>>>>>,
+    slots: Arc<std::sync::Mutex<HashMap<u64, Arc<Slot>>>>,
+}
+
+/// What every handle to one instance shares.
+#[derive(Default)]
+struct Slot {
+    /// When the next call may leave: one call at a time, [`MIN_CALL_GAP`]
+    /// apart.
+    next_call: Mutex<Option<Instant>>,
+    /// Whether the last successful state poll said `authorized` (a WhatsApp
+    /// channel sends through an instance only while it is).
+    authorized: AtomicBool,
+}
+
+/// How to reach one instance: from its config, never derived from the id.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The instance's `apiUrl`, without a trailing slash.
+    pub api_url: String,
+    /// `idInstance`.
+    pub id: u64,
+    pub token: SecretString,
+    /// Per request.
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    /// Whether two endpoints reach the vendor the same way.
+    pub fn same_as(&self, other: &Endpoint) -> bool {
+        self.api_url == other.api_url
+            && self.id == other.id
+            && self.token.expose_secret() == other.token.expose_secret()
+            && self.timeout == other.timeout
+    }
 }
 
 impl Client {
@@ -109,7 +149,7 @@ impl Client {
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             metrics,
             completed: Arc::default(),
-            pacers: Arc::default(),
+            slots: Arc::default(),
         }
     }
 
@@ -119,25 +159,26 @@ impl Client {
         self.completed.load(Ordering::Relaxed)
     }
 
-    pub fn instance(
-        &self,
-        api_url: &str,
-        id: u64,
-        token: SecretString,
-        timeout: Duration,
-    ) -> InstanceApi {
+    /// The API of the instance at `endpoint`; every handle to one id shares
+    /// its pacing and what its last poll said.
+    pub fn instance(&self, endpoint: &Endpoint) -> InstanceApi {
+        let token = endpoint.token.clone();
         InstanceApi {
             client: self.clone(),
-            prefix: format!("{}/waInstance{}/", api_url.trim_end_matches('/'), id),
+            prefix: format!(
+                "{}/waInstance{}/",
+                endpoint.api_url.trim_end_matches('/'),
+                endpoint.id
+            ),
             redactor: Redactor::of(token.expose_secret()),
             token,
-            timeout,
-            next_call: self
-                .pacers
+            timeout: endpoint.timeout,
+            slot: self
+                .slots
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .entry(id)
-                .or_insert_with(|| Arc::new(Mutex::new(Instant::now())))
+                .entry(endpoint.id)
+                .or_default()
                 .clone(),
         }
     }
@@ -152,7 +193,7 @@ pub struct InstanceApi {
     /// Cuts the token out of any text an error quotes.
     redactor: Redactor,
     timeout: Duration,
-    next_call: Arc<Mutex<Instant>>,
+    slot: Arc<Slot>,
 }
 
 impl InstanceApi {
@@ -162,16 +203,27 @@ impl InstanceApi {
     }
 
     pub async fn get_state(&self) -> Result<InstanceState, ApiError> {
-        self.call(Method::GetStateInstance, None, |body| {
-            let state =
-                body.get("stateInstance")
-                    .and_then(Value::as_str)
-                    .ok_or(ApiError::BadBody(
-                        "`stateInstance` is missing or not a string",
-                    ))?;
-            Ok(InstanceState::parse(state))
-        })
-        .await
+        let state = self
+            .call(Method::GetStateInstance, None, |body| {
+                let state =
+                    body.get("stateInstance")
+                        .and_then(Value::as_str)
+                        .ok_or(ApiError::BadBody(
+                            "`stateInstance` is missing or not a string",
+                        ))?;
+                Ok(InstanceState::parse(state))
+            })
+            .await?;
+        self.slot
+            .authorized
+            .store(state == InstanceState::Authorized, Ordering::Relaxed);
+        Ok(state)
+    }
+
+    /// Whether the last successful state poll of this instance (by any
+    /// handle) found it authorized.
+    pub fn last_polled_authorized(&self) -> bool {
+        self.slot.authorized.load(Ordering::Relaxed)
     }
 
     pub async fn get_authorization_code(&self, phone: u64) -> Result<CodeReply, ApiError> {
@@ -252,15 +304,17 @@ impl InstanceApi {
         // callers of one instance (polls, a WhatsApp channel sending through
         // it) never go out together after waiting for the fleet-wide permit.
         let _permit = {
-            let mut next = self.next_call.lock().await;
-            tokio::time::sleep_until(*next).await;
+            let mut next = self.slot.next_call.lock().await;
+            if let Some(at) = *next {
+                tokio::time::sleep_until(at).await;
+            }
             let permit = self
                 .client
                 .in_flight
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            *next = Instant::now() + MIN_CALL_GAP;
+            *next = Some(Instant::now() + MIN_CALL_GAP);
             permit
         };
         let started = Instant::now();

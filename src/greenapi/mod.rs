@@ -2,8 +2,13 @@
 
 mod client;
 mod error;
+mod metrics;
 mod state;
 
-pub use client::{Client, CodeReply, InstanceApi, MIN_CALL_GAP, Method, WaSettings};
+pub use client::{
+    Client, CodeReply, Endpoint, InstanceApi, MIN_CALL_GAP, Method, VENDOR_CALL_INTERVAL,
+    WaSettings,
+};
 pub use error::ApiError;
+pub use metrics::ApiMetrics;
 pub use state::InstanceState;

@@ -8,34 +8,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
+use super::metrics::LinkerMetrics;
 use super::policy::Policy;
 use super::record::phase_of;
 use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
-use super::view::{InstanceStatus, InstanceView};
+use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
 use crate::delivery::{Dispatcher, InstanceRef};
 use crate::greenapi::{Client, InstanceApi};
-use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::shutdown::Tasks;
 use crate::state::StateBoard;
 
 /// Spread of first polls per instance: a fleet of 3,000 starts over a minute
 /// (capped at the poll interval), a handful at once.
 const START_SPREAD_PER_INSTANCE: Duration = Duration::from_millis(20);
 
+/// A running supervisor, as the fleet holds it.
 struct Running {
     config: InstanceConfig,
+    /// Kept across reloads unless the endpoint changes (it holds the pacing).
     api: InstanceApi,
     relinks: mpsc::Sender<()>,
     updates: watch::Sender<Option<Arc<Update>>>,
+    /// Cancelled to stop this one supervisor.
+    stop: CancellationToken,
     task: JoinHandle<()>,
-    view: Arc<InstanceView>,
 }
 
 /// What a reconcile did.
@@ -47,70 +50,50 @@ pub struct Changes {
     pub unchanged: usize,
 }
 
-/// Phase counts over the fleet (for `STATUS=`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub instances: usize,
-    pub linked: usize,
-    pub linking: usize,
-    pub paused: usize,
-    pub restricted: usize,
-    pub other: usize,
+/// What the fleet needs from the daemon to run supervisors.
+pub struct FleetDeps {
+    pub client: Client,
+    pub metrics: LinkerMetrics,
+    pub board: StateBoard,
+    /// Told when a supervisor panics.
+    pub readiness: Readiness,
+    /// Where supervisors run (a child token each).
+    pub supervisors: Tasks,
+    /// Where their deliveries run.
+    pub deliveries: Tasks,
 }
 
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} instances: {} linked, {} linking, {} paused",
-            self.instances, self.linked, self.linking, self.paused
-        )?;
-        if self.restricted > 0 {
-            write!(f, ", {} restricted", self.restricted)?;
-        }
-        if self.other > 0 {
-            write!(f, ", {} other", self.other)?;
-        }
-        Ok(())
-    }
-}
-
+/// The supervisors, one per configured instance. Owned by the one task that
+/// applies reloads; everyone else reads the [`FleetView`].
 pub struct Fleet {
-    client: Client,
+    deps: FleetDeps,
     /// The current channels, shared with every supervisor.
     dispatcher: watch::Sender<Dispatcher>,
-    metrics: Metrics,
-    board: StateBoard,
-    deliveries: TaskTracker,
-    /// Told when a supervisor panics.
-    readiness: Readiness,
+    /// What readers see; kept in step with `running`.
+    view: FleetView,
     running: HashMap<u64, Running>,
 }
 
 impl Fleet {
-    pub fn new(
-        client: Client,
-        dispatcher: Dispatcher,
-        metrics: Metrics,
-        board: StateBoard,
-        deliveries: TaskTracker,
-        readiness: Readiness,
-    ) -> Self {
+    pub fn new(deps: FleetDeps, dispatcher: Dispatcher) -> Self {
         Self {
-            client,
+            deps,
             dispatcher: watch::Sender::new(dispatcher),
-            metrics,
-            board,
-            deliveries,
-            readiness,
+            view: FleetView::default(),
             running: HashMap::new(),
         }
+    }
+
+    /// What readers may see of the fleet.
+    pub fn view(&self) -> FleetView {
+        self.view.clone()
     }
 
     /// Starts supervisors for every instance of `config`, resuming persisted
     /// episodes. Records of instances no longer configured are dropped.
     pub fn start(&mut self, config: &Config) {
-        self.board
+        self.deps
+            .board
             .retain(|id| config.instances.iter().any(|i| i.id == id));
         let count = config.instances.len().max(1);
         let now = Instant::now();
@@ -141,12 +124,13 @@ impl Fleet {
             .collect();
         for id in gone {
             if let Some(running) = self.running.remove(&id) {
-                running.task.abort();
+                running.stop.cancel();
                 // Once it has stopped it cannot publish its record again.
                 let _ = running.task.await;
             }
-            self.metrics.remove_instance(id);
-            self.board.set(id, None);
+            self.view.remove(id);
+            self.deps.metrics.remove_instance(id);
+            self.deps.board.set(id, None);
             changes.removed += 1;
         }
         let now = Instant::now();
@@ -163,19 +147,14 @@ impl Fleet {
             changes.updated += 1;
             // Keep the API handle (and so its pacing) unless how the vendor
             // is reached changed.
-            if !same_endpoint(&running.config, instance) {
-                running.api = self.client.instance(
-                    &instance.api_url,
-                    instance.id,
-                    instance.api_token.clone(),
-                    instance.settings.request_timeout,
-                );
+            if !running.config.endpoint().same_as(&instance.endpoint()) {
+                running.api = self.deps.client.instance(&instance.endpoint());
             }
             running.config = instance.clone();
             let update = Update {
                 spec: spec(instance, running.api.clone()),
                 settings: instance.settings.clone(),
-                metrics: self.metrics.instance(instance.id, &instance.name),
+                metrics: self.deps.metrics.instance(instance.id, &instance.name),
             };
             running.updates.send_replace(Some(Arc::new(update)));
         }
@@ -183,13 +162,8 @@ impl Fleet {
     }
 
     fn spawn(&mut self, config: InstanceConfig, first_poll: Instant) {
-        let api = self.client.instance(
-            &config.api_url,
-            config.id,
-            config.api_token.clone(),
-            config.settings.request_timeout,
-        );
-        let policy = match self.board.get(config.id) {
+        let api = self.deps.client.instance(&config.endpoint());
+        let policy = match self.deps.board.get(config.id) {
             Some(record) => Policy::restore(
                 config.settings.clone(),
                 config.id,
@@ -199,28 +173,30 @@ impl Fleet {
             ),
             None => Policy::new(config.settings.clone(), config.id, first_poll),
         };
-        let metrics = self.metrics.instance(config.id, &config.name);
+        let metrics = self.deps.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
         let shared = Shared {
             dispatcher: self.dispatcher.subscribe(),
             view: view.clone(),
-            board: self.board.clone(),
-            deliveries: self.deliveries.clone(),
-            codes: self.metrics.codes.clone(),
+            board: self.deps.board.clone(),
+            deliveries: self.deps.deliveries.clone(),
+            codes: self.deps.metrics.codes.clone(),
         };
         let supervisor = Supervisor::new(spec(&config, api.clone()), policy, metrics, shared);
         let (relinks, relink_rx) = mpsc::channel(1);
         let (updates, update_rx) = watch::channel(None);
+        let stop = self.deps.supervisors.child_token();
         let run = supervisor.run(Inbox {
             relinks: relink_rx,
             updates: update_rx,
+            stop: stop.clone(),
         });
-        let task = tokio::spawn(reporting_a_panic(
+        let task = self.deps.supervisors.spawn(reporting_a_panic(
             run,
-            self.readiness.clone(),
-            config.id,
-            config.name.clone(),
+            self.deps.readiness.clone(),
+            view.clone(),
         ));
+        self.view.insert(view);
         self.running.insert(
             config.id,
             Running {
@@ -228,18 +204,10 @@ impl Fleet {
                 api,
                 relinks,
                 updates,
+                stop,
                 task,
-                view,
             },
         );
-    }
-
-    pub fn len(&self) -> usize {
-        self.running.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
     }
 
     /// Asks an instance's supervisor to end its pause or poll now; false if
@@ -254,61 +222,6 @@ impl Fleet {
             None => false,
         }
     }
-
-    /// Every instance's status, ordered by id.
-    pub fn statuses(&self) -> Vec<InstanceStatus> {
-        let mut all: Vec<_> = self.running.values().map(|r| r.view.status()).collect();
-        all.sort_by_key(|s| s.id);
-        all
-    }
-
-    pub fn summary(&self) -> Summary {
-        let mut summary = Summary {
-            instances: self.running.len(),
-            ..Summary::default()
-        };
-        for running in self.running.values() {
-            let status = running.view.status();
-            match (status.phase.as_str(), status.state.as_deref()) {
-                ("linking", _) => summary.linking += 1,
-                ("paused", _) => summary.paused += 1,
-                ("restricted", _) => summary.restricted += 1,
-                (_, Some("authorized")) => summary.linked += 1,
-                _ => summary.other += 1,
-            }
-        }
-        summary
-    }
-
-    /// Ids of supervisors that missed their progress deadline.
-    pub fn overdue(&self, now: Instant) -> Vec<u64> {
-        self.running
-            .iter()
-            .filter(|(_, r)| r.view.is_overdue(now) || r.task.is_finished())
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Ids of supervisors whose task has ended.
-    pub fn stopped(&self) -> Vec<u64> {
-        self.running
-            .iter()
-            .filter(|(_, r)| r.task.is_finished())
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Stops every supervisor (in-flight vendor calls are abandoned; the
-    /// persisted state is whatever they last published).
-    pub async fn shutdown(&mut self) {
-        let running: Vec<_> = self.running.drain().map(|(_, r)| r).collect();
-        for r in &running {
-            r.task.abort();
-        }
-        for r in running {
-            let _ = r.task.await;
-        }
-    }
 }
 
 /// Runs a supervisor. A panic is a bug, but it must not pass silently: the
@@ -317,18 +230,19 @@ impl Fleet {
 async fn reporting_a_panic(
     run: impl Future<Output = ()>,
     readiness: Readiness,
-    id: u64,
-    name: String,
+    view: Arc<InstanceView>,
 ) {
-    if std::panic::AssertUnwindSafe(run)
+    let panicked = std::panic::AssertUnwindSafe(run)
         .catch_unwind()
         .await
-        .is_err()
-    {
+        .is_err();
+    view.set_ended();
+    if panicked {
         readiness.supervisor_died();
+        let status = view.status();
         tracing::error!(
-            instance = %name,
-            wa_instance = id,
+            instance = %status.name,
+            wa_instance = status.id,
             "the supervisor of this instance panicked; it is no longer watched; \
              relinkd reports not ready until it is restarted"
         );
@@ -347,14 +261,8 @@ fn spec(config: &InstanceConfig, api: InstanceApi) -> InstanceSpec {
     }
 }
 
-fn same_endpoint(a: &InstanceConfig, b: &InstanceConfig) -> bool {
-    a.api_url == b.api_url
-        && a.api_token.expose_secret() == b.api_token.expose_secret()
-        && a.settings.request_timeout == b.settings.request_timeout
-}
-
 fn same_instance(a: &InstanceConfig, b: &InstanceConfig) -> bool {
-    same_endpoint(a, b)
+    a.endpoint().same_as(&b.endpoint())
         && a.name == b.name
         && a.phone == b.phone
         && a.channels == b.channels
@@ -370,19 +278,22 @@ mod tests {
         let readiness = Readiness::default();
         readiness.set_started(true);
         assert!(readiness.is_ready());
-        reporting_a_panic(async {}, readiness.clone(), 1, "fine".into()).await;
+        let fine = Arc::new(InstanceView::new(1, "fine"));
+        reporting_a_panic(async {}, readiness.clone(), fine.clone()).await;
         assert!(
             readiness.is_ready(),
             "a supervisor that ends is not a death"
         );
+        assert!(fine.has_ended(), "but it is no longer watching");
+        let broken = Arc::new(InstanceView::new(2, "broken"));
         let task = tokio::spawn(reporting_a_panic(
             async { panic!("a bug") },
             readiness.clone(),
-            2,
-            "broken".into(),
+            broken.clone(),
         ));
         task.await.expect("the panic is caught and reported");
         assert!(!readiness.is_ready());
+        assert!(broken.has_ended());
         assert_eq!(readiness.dead_supervisors(), 1);
     }
 }

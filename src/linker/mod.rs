@@ -1,13 +1,15 @@
 //! The linking policy, the per-instance supervisor that drives it, and the
-//! fleet of supervisors.
+//! fleet of supervisors, with the metrics and log lines they emit.
 
+mod events;
 mod fleet;
+mod metrics;
 pub mod policy;
 mod record;
 mod supervisor;
 mod view;
 
-pub use fleet::{Changes, Fleet, Summary};
-pub use policy::{Action, Input, MIN_GAP, Notice, Phase, Policy};
-pub use supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
-pub use view::{InstanceStatus, InstanceView};
+pub use fleet::{Changes, Fleet, FleetDeps};
+pub use metrics::LinkerMetrics;
+pub use policy::{Action, Input, Notice, Phase, Policy};
+pub use view::{FleetView, InstanceStatus, Summary};

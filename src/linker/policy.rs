@@ -4,7 +4,7 @@
 //! every rule below is unit-tested exactly.
 //!
 //! - Poll every `poll_interval`, every `linking_poll_interval` while a code is
-//!   outstanding; never twice within [`MIN_GAP`].
+//!   outstanding; never twice within the vendor's one call a second.
 //! - `notAuthorized` starts an episode: request a code, deliver it, and only
 //!   when it expires request the next; at most `codes_per_episode` in a row,
 //!   then one `Paused` notice and a pause of `cooldown`.
@@ -20,11 +20,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::time::Instant;
 
 use crate::config::InstanceSettings;
-use crate::greenapi::InstanceState;
-
-/// The policy never schedules two vendor calls closer than this (the
-/// vendor's limit is 1/s per instance; the client enforces it too).
-pub const MIN_GAP: Duration = Duration::from_secs(1);
+use crate::greenapi::{InstanceState, VENDOR_CALL_INTERVAL};
 
 /// Jitter applied to every scheduled poll, as a fraction of the interval.
 const JITTER: f64 = 0.1;
@@ -427,22 +423,22 @@ impl Policy {
             Phase::Linking { .. } => self.settings.linking_poll_interval,
             _ => self.settings.poll_interval,
         };
-        interval.max(MIN_GAP)
+        interval.max(VENDOR_CALL_INTERVAL)
     }
 
     fn schedule_poll(&mut self, now: Instant) {
         let interval = self.interval();
-        let mut next = now + jitter(&mut self.rng, interval).max(MIN_GAP);
+        let mut next = now + jitter(&mut self.rng, interval).max(VENDOR_CALL_INTERVAL);
         // Poll right when the code expires, so the next code is not late.
         if let Phase::Linking {
             code: Some(code), ..
         } = self.phase
             && code.expires_at > now
         {
-            next = next.min(code.expires_at.max(now + MIN_GAP));
+            next = next.min(code.expires_at.max(now + VENDOR_CALL_INTERVAL));
         }
         if let Phase::Paused { until, .. } = self.phase {
-            next = next.min(until.max(now + MIN_GAP));
+            next = next.min(until.max(now + VENDOR_CALL_INTERVAL));
         }
         self.next_at = next;
     }
@@ -454,7 +450,7 @@ impl Policy {
         let cap = self.settings.backoff_max.max(base);
         let factor = 2u32.saturating_pow(failures.min(20));
         let delay = base.saturating_mul(factor).min(cap);
-        let mut delay = jitter(&mut self.rng, delay).max(MIN_GAP);
+        let mut delay = jitter(&mut self.rng, delay).max(VENDOR_CALL_INTERVAL);
         if let Some(retry_after) = retry_after {
             delay = delay.max(retry_after);
         }

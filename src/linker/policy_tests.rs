@@ -179,7 +179,7 @@ fn the_next_code_is_requested_at_expiry_not_before() {
     // The poll lands at expiry (or the 1 s gap after the previous poll), and
     // that poll asks for the next code.
     assert!(h.policy.next_at() >= expires_at);
-    assert!(h.policy.next_at() <= expires_at + MIN_GAP);
+    assert!(h.policy.next_at() <= expires_at + VENDOR_CALL_INTERVAL);
     assert_eq!(
         h.poll(InstanceState::NotAuthorized),
         vec![Action::RequestCode]
@@ -504,7 +504,10 @@ fn a_code_issued_outside_an_episode_is_not_delivered() {
         let before = h.policy.phase().clone();
         assert!(h.feed(Input::CodeIssued).is_empty(), "{state}");
         assert_eq!(h.policy.phase(), &before, "{state}");
-        assert!(h.gap() >= MIN_GAP, "{state}: the next poll is scheduled");
+        assert!(
+            h.gap() >= VENDOR_CALL_INTERVAL,
+            "{state}: the next poll is scheduled"
+        );
     }
 }
 
@@ -522,7 +525,11 @@ fn polls_are_never_closer_than_one_second_whatever_the_settings() {
         let actions = h.due();
         assert_eq!(actions, vec![Action::PollState]);
         if let Some(last) = last {
-            assert!(h.now - last >= MIN_GAP, "poll {i} after {:?}", h.now - last);
+            assert!(
+                h.now - last >= VENDOR_CALL_INTERVAL,
+                "poll {i} after {:?}",
+                h.now - last
+            );
         }
         last = Some(h.now);
         let state = if i % 3 == 0 {
@@ -540,7 +547,7 @@ fn polls_are_never_closer_than_one_second_whatever_the_settings() {
                 }
             }
         }
-        assert!(h.gap() >= MIN_GAP, "gap {:?} at {i}", h.gap());
+        assert!(h.gap() >= VENDOR_CALL_INTERVAL, "gap {:?} at {i}", h.gap());
     }
 }
 
@@ -698,7 +705,7 @@ fn polls_land_on_a_codes_expiry_and_never_earlier_than_a_second_away() {
     let expires_at = h.get_code();
     h.now = expires_at - Duration::from_millis(100);
     h.feed(Input::Polled(InstanceState::NotAuthorized));
-    assert_eq!(h.gap(), MIN_GAP);
+    assert_eq!(h.gap(), VENDOR_CALL_INTERVAL);
 }
 
 #[test]
@@ -917,5 +924,5 @@ fn a_pause_about_to_end_is_still_polled_no_sooner_than_a_second_away() {
         h.feed(Input::Polled(InstanceState::NotAuthorized))
             .is_empty()
     );
-    assert_eq!(h.gap(), MIN_GAP);
+    assert_eq!(h.gap(), VENDOR_CALL_INTERVAL);
 }

@@ -6,19 +6,23 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::sync::{mpsc, watch};
-use tokio::task::AbortHandle;
 use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
-use tokio_util::task::TaskTracker;
-
+use super::events::{
+    CodeDelivered, CodeDelivering, CodeRequested, Linked, Paused, PollFailed, Polled,
+    RelinkRequested, Restricted,
+};
+use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
 use super::record::record_of;
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{About, Dispatcher, InstanceRef};
-use crate::greenapi::{ApiError, CodeReply, InstanceApi, InstanceState};
-use crate::metrics::{CodeMetrics, CodeOutcome, InstanceMetrics};
+use crate::greenapi::{ApiError, CodeReply, InstanceApi};
+use crate::shutdown::Tasks;
 use crate::state::{Record, StateBoard};
 
 /// How long a notice (linked, paused, alert) may keep retrying.
@@ -43,10 +47,13 @@ pub struct Update {
 
 /// What the fleet tells a supervisor. Updates go by a `watch` channel
 /// (the latest wins and none is lost to a full queue); relinks by a small
-/// queue (one pending relink is as good as many).
+/// queue (one pending relink is as good as many). Neither ends the
+/// supervisor: its token does.
 pub struct Inbox {
     pub relinks: mpsc::Receiver<()>,
-    pub updates: tokio::sync::watch::Receiver<Option<Arc<Update>>>,
+    pub updates: watch::Receiver<Option<Arc<Update>>>,
+    /// Cancelled when the instance leaves the config or relinkd stops.
+    pub stop: CancellationToken,
 }
 
 /// What a supervisor shares with the rest of the daemon.
@@ -55,28 +62,44 @@ pub struct Shared {
     /// The fleet's current channels; a reload swaps them for every
     /// supervisor at once, without touching any supervisor.
     pub dispatcher: watch::Receiver<Dispatcher>,
+    /// Written here, read by the admin API and the watchdog.
     pub view: Arc<InstanceView>,
+    /// Written here, persisted by the state writer.
     pub board: StateBoard,
-    /// Deliveries, so shutdown can let them finish.
-    pub deliveries: TaskTracker,
+    /// Where deliveries run: shutdown gives them a grace to finish after
+    /// the supervisors have stopped.
+    pub deliveries: Tasks,
     pub codes: CodeMetrics,
 }
 
 pub struct Supervisor {
     spec: InstanceSpec,
     policy: Policy,
+    /// This instance's series; replaced when a reload renames it.
     metrics: Arc<InstanceMetrics>,
     shared: Shared,
+    /// Carries `wa_instance` and `instance` for every line logged here and
+    /// in this instance's deliveries; replaced when a reload renames it.
+    span: tracing::Span,
+    /// The record last put on the board (to publish only changes).
     published: Option<Record>,
+    /// What the next status update shows as the last error.
     last_error: Option<String>,
     /// Whether this episode's first delivered code was measured.
     episode_measured: bool,
     /// The code just received, held only until it is handed to delivery.
     code: Option<SecretString>,
-    code_delivery: Option<AbortHandle>,
+    /// Cancels the outstanding code's delivery once the episode is over.
+    code_delivery: Option<CancellationToken>,
     /// Delivery outcomes, tagged with the code's expiry.
     delivered_tx: mpsc::UnboundedSender<(Instant, bool)>,
     delivered_rx: mpsc::UnboundedReceiver<(Instant, bool)>,
+}
+
+/// Whether the supervisor goes on after a turn.
+enum Turn {
+    Continue,
+    Stop,
 }
 
 impl Supervisor {
@@ -89,6 +112,7 @@ impl Supervisor {
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let published = shared.board.get(spec.instance.id);
         Self {
+            span: span_of(&spec.instance),
             spec,
             policy,
             metrics,
@@ -103,63 +127,82 @@ impl Supervisor {
         }
     }
 
-    /// Runs until the fleet drops its senders.
+    /// Runs until the inbox's token is cancelled. A vendor call in flight
+    /// then is abandoned; the board keeps what was last published.
     pub async fn run(mut self, mut inbox: Inbox) {
         self.publish();
         loop {
-            let next = self.policy.next_at();
-            let slack = progress_slack(self.policy.settings().request_timeout);
-            self.shared
-                .view
-                .expect_progress_by(next.max(Instant::now()) + slack);
-            let input = tokio::select! {
-                relink = inbox.relinks.recv() => match relink {
-                    None => break,
-                    Some(()) => {
-                        tracing::info!(instance = %self.spec.instance.name, wa_instance = self.spec.instance.id, "relink requested");
-                        Input::RelinkRequested
-                    }
-                },
-                changed = inbox.updates.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    let update = inbox.updates.borrow_and_update().clone();
-                    if let Some(update) = update {
-                        let Update { spec, settings, metrics } = (*update).clone();
-                        self.spec = spec;
-                        self.metrics = metrics;
-                        if &settings != self.policy.settings() {
-                            self.policy.update_settings(settings, Instant::now());
-                        }
-                        self.publish();
-                    }
-                    continue;
-                }
-                Some((expires_at, delivered)) = self.delivered_rx.recv() => {
-                    self.measure_delivery(delivered);
-                    Input::CodeDelivered { expires_at, delivered }
-                }
-                () = tokio::time::sleep_until(next) => Input::Due,
-            };
-            self.step(input).await;
-            self.publish();
-        }
-        if let Some(delivery) = self.code_delivery.take() {
-            delivery.abort();
+            let span = self.span.clone();
+            if let Turn::Stop = self.turn(&mut inbox).instrument(span).await {
+                break;
+            }
         }
     }
 
-    fn measure_delivery(&mut self, delivered: bool) {
-        self.shared.codes.code_delivered(delivered);
-        if let (true, false, Some(started)) =
-            (delivered, self.episode_measured, self.episode_started())
-        {
-            self.shared
-                .codes
-                .first_code_delivered_after(Instant::now().saturating_duration_since(started));
-            self.episode_measured = true;
+    /// Waits for the next input and handles it.
+    async fn turn(&mut self, inbox: &mut Inbox) -> Turn {
+        let next = self.policy.next_at();
+        let slack = progress_slack(self.policy.settings().request_timeout);
+        self.shared
+            .view
+            .expect_progress_by(next.max(Instant::now()) + slack);
+        let input = tokio::select! {
+            () = inbox.stop.cancelled() => return Turn::Stop,
+            Some(()) = inbox.relinks.recv() => {
+                RelinkRequested.emit();
+                Input::RelinkRequested
+            }
+            Ok(()) = inbox.updates.changed() => {
+                let update = inbox.updates.borrow_and_update().clone();
+                if let Some(update) = update {
+                    self.apply((*update).clone());
+                }
+                return Turn::Continue;
+            }
+            Some((expires_at, delivered)) = self.delivered_rx.recv() => {
+                self.measure_delivery(delivered);
+                Input::CodeDelivered { expires_at, delivered }
+            }
+            () = tokio::time::sleep_until(next) => Input::Due,
+        };
+        tokio::select! {
+            () = inbox.stop.cancelled() => return Turn::Stop,
+            () = self.step(input) => {}
         }
+        self.publish();
+        Turn::Continue
+    }
+
+    fn apply(&mut self, update: Update) {
+        let Update {
+            spec,
+            settings,
+            metrics,
+        } = update;
+        if spec.instance != self.spec.instance {
+            self.span = span_of(&spec.instance);
+        }
+        self.spec = spec;
+        self.metrics = metrics;
+        if &settings != self.policy.settings() {
+            self.policy.update_settings(settings, Instant::now());
+        }
+        self.publish();
+    }
+
+    fn measure_delivery(&mut self, delivered: bool) {
+        let first_after = match (delivered, self.episode_measured, self.episode_started()) {
+            (true, false, Some(started)) => {
+                self.episode_measured = true;
+                Some(Instant::now().saturating_duration_since(started))
+            }
+            _ => None,
+        };
+        CodeDelivered {
+            delivered,
+            first_after,
+        }
+        .emit(&self.shared.codes);
     }
 
     fn episode_started(&self) -> Option<Instant> {
@@ -221,27 +264,21 @@ impl Supervisor {
     }
 
     async fn poll(&mut self) -> Input {
-        let previous = self.policy.observed().cloned();
         match self.spec.api.get_state().await {
             Ok(state) => {
-                self.metrics.poll(true);
-                self.metrics.set_state(&state);
-                if previous.as_ref() != Some(&state) {
-                    self.log_state_change(previous.as_ref(), &state);
+                Polled {
+                    previous: self.policy.observed(),
+                    state: &state,
                 }
+                .emit(&self.metrics);
                 Input::Polled(state)
             }
             Err(error) => {
-                self.metrics.poll(false);
-                self.last_error = Some(format!("getStateInstance: {error}"));
-                tracing::warn!(
-                    instance = %self.spec.instance.name,
-                    wa_instance = self.spec.instance.id,
-                    reason = error.outcome(),
-                    %error,
-                    failures = self.policy.failures() + 1,
-                    "state poll failed"
-                );
+                let failed = PollFailed {
+                    error: &error,
+                    failures: self.policy.failures() + 1,
+                };
+                self.last_error = Some(failed.emit(&self.metrics));
                 Input::PollFailed {
                     retry_after: error.retry_after(),
                 }
@@ -249,42 +286,21 @@ impl Supervisor {
         }
     }
 
-    fn log_state_change(&self, previous: Option<&InstanceState>, state: &InstanceState) {
-        let from = previous.map_or("(none)", InstanceState::as_str);
-        let (name, id) = (&self.spec.instance.name, self.spec.instance.id);
-        match state {
-            InstanceState::Other(_) => tracing::warn!(
-                instance = %name, wa_instance = id, from, state = %state,
-                "instance reports a state relinkd does not know; no codes will be requested"
-            ),
-            InstanceState::Authorized if previous.is_none() => tracing::debug!(
-                instance = %name, wa_instance = id, state = %state, "instance state"
-            ),
-            _ => {
-                tracing::info!(instance = %name, wa_instance = id, from, state = %state, "instance state changed")
-            }
-        }
-    }
-
     async fn request_code(&mut self) -> Input {
-        let result = self.spec.api.get_authorization_code(self.spec.phone).await;
-        let (name, id) = (&self.spec.instance.name, self.spec.instance.id);
-        match result {
+        let (event, input) = match self.spec.api.get_authorization_code(self.spec.phone).await {
             Ok(CodeReply::Code(code)) => {
-                self.metrics.code_requested(CodeOutcome::Received);
                 self.code = Some(code);
-                Input::CodeIssued
+                (
+                    CodeRequested::Received.emit(&self.metrics),
+                    Input::CodeIssued,
+                )
             }
-            Ok(CodeReply::NotReceived) => {
-                self.metrics.code_requested(CodeOutcome::NotReceived);
-                self.last_error = Some("getAuthorizationCode: status false (no code)".into());
-                tracing::warn!(instance = %name, wa_instance = id, "vendor answered status:false (no code this time); backing off");
-                Input::CodeNotIssued
-            }
-            Err(error) => {
-                self.metrics.code_requested(CodeOutcome::Error);
-                self.last_error = Some(format!("getAuthorizationCode: {error}"));
-                tracing::warn!(instance = %name, wa_instance = id, reason = error.outcome(), %error, "code request failed; backing off");
+            Ok(CodeReply::NotReceived) => (
+                CodeRequested::NotReceived.emit(&self.metrics),
+                Input::CodeNotIssued,
+            ),
+            Err(error) => (
+                CodeRequested::Failed(&error).emit(&self.metrics),
                 Input::CodeFailed {
                     retry_after: error.retry_after(),
                     // Only an explicit refusal proves no code was made.
@@ -295,9 +311,13 @@ impl Supervisor {
                             | ApiError::QuotaExceeded
                             | ApiError::Client { .. }
                     ),
-                }
-            }
+                },
+            ),
+        };
+        if event.is_some() {
+            self.last_error = event;
         }
+        input
     }
 
     fn deliver_code(&mut self, expires_at: Instant) {
@@ -308,13 +328,11 @@ impl Supervisor {
         // Persist the outstanding code before anyone can see it: after a
         // crash, a delivered code must be waited out, not replaced.
         self.publish();
-        tracing::info!(
-            instance = %self.spec.instance.name,
-            wa_instance = self.spec.instance.id,
-            expires_at = %clock::utc(expiry),
-            channels = ?self.spec.channels,
-            "linking code received; delivering"
-        );
+        CodeDelivering {
+            expires_at: expiry,
+            channels: &self.spec.channels,
+        }
+        .emit();
         let codes_used = match self.policy.phase() {
             Phase::Linking { codes_used, .. } => *codes_used,
             _ => 0,
@@ -323,11 +341,16 @@ impl Supervisor {
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
         let report = self.delivered_tx.clone();
-        let task = self.shared.deliveries.spawn(async move {
-            let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
-            let _ = report.send((expires_at, delivered));
-        });
-        self.code_delivery = Some(task.abort_handle());
+        let token = self.shared.deliveries.child_token();
+        self.shared.deliveries.spawn_until(
+            token.clone(),
+            async move {
+                let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
+                let _ = report.send((expires_at, delivered));
+            }
+            .in_current_span(),
+        );
+        self.code_delivery = Some(token);
     }
 
     fn about(&self) -> About {
@@ -340,42 +363,44 @@ impl Supervisor {
 
     fn notify(&mut self, notice: Notice) {
         let about = self.about();
-        let instance = &about.instance;
         let deadline = Instant::now() + NOTICE_DEADLINE;
         let notification = match notice {
             Notice::Linked => {
                 self.end_code();
-                self.metrics.relinked();
-                tracing::info!(instance = %instance.name, wa_instance = instance.id, "instance linked again; episode over");
+                Linked.emit(&self.metrics);
                 about.linked(deadline)
             }
             Notice::Paused { until, codes } => {
-                self.metrics.episode_paused();
                 let until = clock::wall(until);
-                tracing::warn!(
-                    instance = %instance.name, wa_instance = instance.id, codes,
-                    until = %clock::utc(until),
-                    "code budget spent; pausing codes"
-                );
+                Paused { codes, until }.emit(&self.metrics);
                 about.paused(codes, until, deadline)
             }
             Notice::Alert { state } => {
                 self.end_code();
-                tracing::warn!(instance = %instance.name, wa_instance = instance.id, state = %state, "instance restricted by WhatsApp; no codes will be requested");
+                Restricted { state: &state }.emit();
                 about.alert(state.as_str(), deadline)
             }
         };
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
-        self.shared.deliveries.spawn(async move {
-            dispatcher.deliver(Arc::new(notification), &channels).await;
-        });
+        self.shared.deliveries.spawn_until(
+            self.shared.deliveries.child_token(),
+            async move {
+                dispatcher.deliver(Arc::new(notification), &channels).await;
+            }
+            .in_current_span(),
+        );
     }
 
     /// The episode is over: a code still being delivered is stale.
     fn end_code(&mut self) {
         if let Some(delivery) = self.code_delivery.take() {
-            delivery.abort();
+            delivery.cancel();
         }
     }
+}
+
+/// The span every line about `instance` is logged in.
+fn span_of(instance: &InstanceRef) -> tracing::Span {
+    tracing::info_span!("supervisor", wa_instance = instance.id, instance = %instance.name)
 }

@@ -1,10 +1,13 @@
-//! What the rest of relinkd may see of a running supervisor: its status for
-//! the admin API and `systemctl status`, and its progress deadline for the
-//! watchdog. Each instance has its own (uncontended) lock: no fleet-wide
-//! lock is taken per poll.
+//! What the rest of relinkd may see of the running supervisors: each one's
+//! status for the admin API and `systemctl status`, its progress deadline
+//! for the watchdog, and whether its task still runs. Each instance has its
+//! own (uncontended) lock: no fleet-wide lock is taken per poll, and the
+//! fleet-wide map is locked only to add or remove an instance, never across
+//! an await, so a reload never holds up a reader.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -36,11 +39,124 @@ pub struct InstanceStatus {
     pub consecutive_failures: u32,
 }
 
+/// One supervisor's view; written by the supervisor, read by anyone.
 pub struct InstanceView {
     status: Mutex<InstanceStatus>,
     /// Milliseconds on the monotonic clock by which the supervisor must have
     /// moved on; past it, the supervisor is wedged.
     due_by_ms: AtomicU64,
+    /// Set when the supervisor's task ends (it should only end at shutdown
+    /// or when its instance leaves the config).
+    ended: AtomicBool,
+}
+
+/// Phase counts over the fleet (for `STATUS=`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub instances: usize,
+    pub linked: usize,
+    pub linking: usize,
+    pub paused: usize,
+    pub restricted: usize,
+    pub other: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} instances: {} linked, {} linking, {} paused",
+            self.instances, self.linked, self.linking, self.paused
+        )?;
+        if self.restricted > 0 {
+            write!(f, ", {} restricted", self.restricted)?;
+        }
+        if self.other > 0 {
+            write!(f, ", {} other", self.other)?;
+        }
+        Ok(())
+    }
+}
+
+/// The fleet as readers see it (the admin API, the watchdog): read-only,
+/// cheap to clone. Only the fleet adds and removes instances.
+#[derive(Clone, Default)]
+pub struct FleetView {
+    instances: Arc<RwLock<BTreeMap<u64, Arc<InstanceView>>>>,
+}
+
+impl FleetView {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Arc<InstanceView>>> {
+        self.instances.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn insert(&self, view: Arc<InstanceView>) {
+        let id = view.lock().id;
+        self.instances
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, view);
+    }
+
+    pub(super) fn remove(&self, id: u64) {
+        self.instances
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.read().contains_key(&id)
+    }
+
+    /// Every instance's status, ordered by id.
+    pub fn statuses(&self) -> Vec<InstanceStatus> {
+        self.read().values().map(|v| v.status()).collect()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let statuses = self.statuses();
+        let mut summary = Summary {
+            instances: statuses.len(),
+            ..Summary::default()
+        };
+        for status in statuses {
+            match (status.phase.as_str(), status.state.as_deref()) {
+                ("linking", _) => summary.linking += 1,
+                ("paused", _) => summary.paused += 1,
+                ("restricted", _) => summary.restricted += 1,
+                (_, Some("authorized")) => summary.linked += 1,
+                _ => summary.other += 1,
+            }
+        }
+        summary
+    }
+
+    /// Ids of supervisors that missed their progress deadline or ended.
+    pub fn overdue(&self, now: Instant) -> Vec<u64> {
+        self.ids_where(|v| v.is_overdue(now) || v.has_ended())
+    }
+
+    /// Ids of supervisors whose task has ended.
+    pub fn stopped(&self) -> Vec<u64> {
+        self.ids_where(InstanceView::has_ended)
+    }
+
+    fn ids_where(&self, keep: impl Fn(&InstanceView) -> bool) -> Vec<u64> {
+        self.read()
+            .iter()
+            .filter(|(_, v)| keep(v))
+            .map(|(id, _)| *id)
+            .collect()
+    }
 }
 
 fn mono_ms(at: Instant) -> u64 {
@@ -70,7 +186,17 @@ impl InstanceView {
                 consecutive_failures: 0,
             }),
             due_by_ms: AtomicU64::new(u64::MAX),
+            ended: AtomicBool::new(false),
         }
+    }
+
+    /// The supervisor's task ended.
+    pub fn set_ended(&self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
     }
 
     pub fn status(&self) -> InstanceStatus {
@@ -173,5 +299,28 @@ mod tests {
         view.expect_progress_by(now + Duration::from_secs(10));
         assert!(!view.is_overdue(now + Duration::from_secs(10)));
         assert!(view.is_overdue(now + Duration::from_secs(11)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fleet_view_counts_phases_and_reports_ended_supervisors() {
+        let fleet = FleetView::default();
+        let (a, b) = (
+            Arc::new(InstanceView::new(2, "b")),
+            Arc::new(InstanceView::new(1, "a")),
+        );
+        fleet.insert(a.clone());
+        fleet.insert(b.clone());
+        let ids: Vec<u64> = fleet.statuses().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [1, 2], "ordered by id");
+        assert_eq!(
+            fleet.summary().to_string(),
+            "2 instances: 0 linked, 0 linking, 0 paused, 2 other"
+        );
+        assert!(fleet.stopped().is_empty());
+        a.set_ended();
+        assert_eq!(fleet.stopped(), [2]);
+        assert_eq!(fleet.overdue(Instant::now()), [2]);
+        fleet.remove(2);
+        assert!(!fleet.contains(2) && fleet.contains(1));
     }
 }

@@ -12,7 +12,7 @@ use super::{ADMIN_TOKEN, series_value, test_env};
 /// A running daemon; dropped or `stop`ped, it shuts down.
 pub struct Daemon {
     pub addr: SocketAddr,
-    reload: tokio::sync::mpsc::Sender<()>,
+    commands: relinkd::control::Commands,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -42,23 +42,19 @@ impl Daemon {
     ) -> Self {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let (reload, reloads) = tokio::sync::mpsc::channel(1);
         let daemon = relinkd::daemon::Daemon::new(config).with_loader(loader);
+        let commands = daemon.commands();
         let task = tokio::spawn(async move {
             daemon
-                .run(
-                    listener,
-                    async {
-                        let _ = stopped.await;
-                    },
-                    reloads,
-                )
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
                 .await
                 .unwrap();
         });
         Self {
             addr,
-            reload,
+            commands,
             stop: Some(stop),
             task,
         }
@@ -66,7 +62,7 @@ impl Daemon {
 
     /// Like SIGHUP.
     pub async fn reload(&self) {
-        self.reload.send(()).await.unwrap();
+        self.commands.request_reload();
     }
 
     /// Asks for shutdown without waiting for it (see `stopped`).

@@ -3,9 +3,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod config;
+mod signing;
+
 use super::http::{check_status, retry_after, transport_error};
-use super::{Notification, SendError, Templates, WebhookSigner};
+use super::{Notification, SendError, Templates};
 use crate::redact::Redactor;
+
+pub use config::{Config, InvalidWebhookSecret, TYPE, WebhookSecret};
+pub use signing::{WebhookSigner, sign};
 
 pub struct Webhook {
     name: String,

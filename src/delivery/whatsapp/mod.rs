@@ -5,12 +5,18 @@
 //! itself (if it is unlinked, they cannot).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
+
+mod config;
 
 use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
 use crate::greenapi::{ApiError, InstanceApi};
-use crate::metrics::InstanceMetrics;
+
+pub use config::{Config, TYPE, via_of};
+
+/// Why a message can skip this channel.
+const SKIP_REASONS: [&str; 2] = ["own_instance", "via_not_authorized"];
 
 /// Chats already served per message, so a retry does not send twice.
 const SENT_MEMORY: usize = 10_000;
@@ -19,8 +25,9 @@ pub struct Whatsapp {
     name: String,
     via: u64,
     chat_ids: Vec<String>,
+    /// The `via` instance's vendor API, which also knows whether its last
+    /// poll found it authorized.
     api: InstanceApi,
-    via_state: Arc<InstanceMetrics>,
     templates: Templates,
     timeout: Duration,
     sent: Mutex<HashSet<(String, String)>>,
@@ -32,7 +39,6 @@ impl Whatsapp {
         via: u64,
         chat_ids: Vec<String>,
         api: InstanceApi,
-        via_state: Arc<InstanceMetrics>,
         templates: Templates,
         timeout: Duration,
     ) -> Self {
@@ -41,7 +47,6 @@ impl Whatsapp {
             via,
             chat_ids,
             api,
-            via_state,
             templates,
             // Sending to several chats paces at one call a second.
             timeout,
@@ -110,11 +115,15 @@ impl Channel for Whatsapp {
 
     fn unavailable(&self, notification: &Notification) -> Option<&'static str> {
         if notification.instance.id == self.via {
-            Some("own_instance")
-        } else if !self.via_state.is_authorized() {
-            Some("via_not_authorized")
+            Some(SKIP_REASONS[0])
+        } else if !self.api.last_polled_authorized() {
+            Some(SKIP_REASONS[1])
         } else {
             None
         }
+    }
+
+    fn skip_reasons(&self) -> &'static [&'static str] {
+        &SKIP_REASONS
     }
 }

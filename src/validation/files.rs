@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Why a file was not read.
 #[derive(Debug)]
-pub(super) enum FileProblem {
+pub enum FileProblem {
     Io(io::Error),
     NotRegular,
     TooLarge { limit: u64 },
@@ -18,7 +18,7 @@ pub(super) enum FileProblem {
 
 /// The contents of the regular file at `path` (at most `limit` bytes) and
 /// its permission bits.
-pub(super) fn read_regular(path: &Path, limit: u64) -> Result<(Vec<u8>, u32), FileProblem> {
+pub fn read_regular(path: &Path, limit: u64) -> Result<(Vec<u8>, u32), FileProblem> {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
     // writer. Regular files ignore the flag.
     let file: File = OpenOptions::new()

@@ -11,9 +11,12 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
+mod config;
+
 use super::{Notification, Reason, SendError, Templates};
-use crate::config::{ChannelKind, EmailTls};
 use crate::redact::Redactor;
+
+pub use config::{Config, EmailTls, TYPE};
 
 pub struct Email {
     name: String,
@@ -31,11 +34,11 @@ impl Email {
     /// From an `email` channel's config (addresses were validated at load).
     pub fn new(
         name: &str,
-        kind: &ChannelKind,
+        config: &Config,
         templates: Templates,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let ChannelKind::Email {
+        let Config {
             smtp_host,
             smtp_port,
             tls,
@@ -43,10 +46,7 @@ impl Email {
             password,
             from,
             to,
-        } = kind
-        else {
-            return Err("not an email channel".into());
-        };
+        } = config;
         let tls_parameters =
             || TlsParameters::new(smtp_host.clone()).map_err(|e| format!("smtp_host: TLS: {e}"));
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host)

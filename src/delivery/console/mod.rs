@@ -5,8 +5,12 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+mod config;
+
 use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
 use crate::redact::Redactor;
+
+pub use config::{Config, TYPE};
 
 pub struct Console {
     name: String,

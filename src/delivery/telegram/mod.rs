@@ -7,9 +7,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+mod config;
+
 use super::http::{check_status, read_answer, retry_after, transport_error};
 use super::{Notification, Reason, SendError, Templates};
 use crate::redact::Redactor;
+
+pub use config::{Config, TYPE};
 
 pub struct Telegram {
     name: String,

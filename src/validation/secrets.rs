@@ -1,20 +1,43 @@
-//! Secret loading (`*_file`, `*_env`, `*_credential`, inline) and decoding of
-//! Standard Webhooks signing secrets. Nothing here ever puts a secret's value
+//! Secret loading (`*_file`, `*_env`, `*_credential`, inline), and where
+//! environment variables come from. Nothing here ever puts a secret's value
 //! into a message.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::files::{FileProblem, read_regular};
-use super::validate::Report;
-use super::{Environment, WebhookSecret};
+use super::report::{Report, Reported};
+
+/// Where environment variables come from: the process environment for real,
+/// a map in tests. `$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY` and every
+/// `*_env` secret are read through it.
+pub trait Environment {
+    /// The value of `name`, or `None` when unset (or not valid UTF-8).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment (`std::env::var`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: BuildHasher> Environment for HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
 
 /// Secret files larger than this are refused (a token is a few dozen bytes;
 /// this also stops `/dev/zero`-style mistakes from eating memory).
@@ -22,20 +45,20 @@ const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// The ways one secret may be given, e.g. `api_token_file`, `api_token_env`,
 /// `api_token_credential`, `api_token`.
-pub(super) struct Sources<'a> {
+pub struct Sources {
     /// `api_token`, `secret`, `admin_token`.
-    pub base: &'a str,
-    pub file: Option<&'a str>,
-    pub env: Option<&'a str>,
-    pub credential: Option<&'a str>,
-    pub inline: Option<&'a SecretString>,
+    pub base: &'static str,
+    pub file: Option<String>,
+    pub env: Option<String>,
+    pub credential: Option<String>,
+    pub inline: Option<SecretString>,
     /// What to say when the secret is inline, instead of the generic warning
     /// (e.g. that a Slack webhook URL is a secret although it looks like an
     /// address). `None`: the generic warning.
-    pub inline_warning: Option<&'a str>,
+    pub inline_warning: Option<&'static str>,
 }
 
-impl<'a> Sources<'a> {
+impl Sources {
     /// The key names, e.g. `api_token_file, api_token_env,
     /// api_token_credential or api_token` (for "missing" messages).
     pub fn choices(&self) -> String {
@@ -61,27 +84,27 @@ impl<'a> Sources<'a> {
 }
 
 /// What secret loading needs from the outside world.
-pub(super) struct SecretContext<'a> {
+pub struct SecretContext<'a> {
     /// Directory of the config file; relative `*_file` paths resolve here.
     pub config_dir: &'a Path,
     pub env: &'a dyn Environment,
 }
 
 /// A loaded secret and the full key it came from (e.g. `channel[0].secret_env`).
-pub(super) struct Loaded {
+pub struct Loaded {
     pub value: SecretString,
     pub key: String,
 }
 
 /// Resolves the secret described by `sources` under `prefix` (e.g.
-/// `instance[0]`). `Ok(None)`: no source given. `Err(())`: a problem was
+/// `instance[0]`). `Ok(None)`: no source given. `Err(Reported)`: a problem was
 /// recorded in `report`.
-pub(super) fn resolve(
+pub fn resolve(
     prefix: &str,
-    sources: &Sources<'_>,
+    sources: &Sources,
     ctx: &SecretContext<'_>,
     report: &mut Report,
-) -> Result<Option<Loaded>, ()> {
+) -> Result<Option<Loaded>, Reported> {
     let base = sources.base;
     let mut given: Vec<String> = Vec::new();
     if sources.file.is_some() {
@@ -104,27 +127,27 @@ pub(super) fn resolve(
                 given.join(", ")
             ),
         );
-        return Err(());
+        return Err(Reported);
     }
 
-    if let Some(path) = sources.file {
+    if let Some(path) = sources.file.as_deref() {
         let key = format!("{prefix}.{base}_file");
         return from_file(&key, path, ctx, report).map(|value| Some(Loaded { value, key }));
     }
-    if let Some(name) = sources.env {
+    if let Some(name) = sources.env.as_deref() {
         let key = format!("{prefix}.{base}_env");
         return from_env(&key, name, ctx, report).map(|value| Some(Loaded { value, key }));
     }
-    if let Some(name) = sources.credential {
+    if let Some(name) = sources.credential.as_deref() {
         let key = format!("{prefix}.{base}_credential");
         return from_credential(&key, name, ctx, report).map(|value| Some(Loaded { value, key }));
     }
-    if let Some(secret) = sources.inline {
+    if let Some(secret) = &sources.inline {
         let key = format!("{prefix}.{base}");
         let trimmed = secret.expose_secret().trim_end();
         if trimmed.is_empty() {
             report.error(key, "is empty");
-            return Err(());
+            return Err(Reported);
         }
         let message = match sources.inline_warning {
             Some(text) => text.to_owned(),
@@ -147,10 +170,10 @@ fn from_file(
     path: &str,
     ctx: &SecretContext<'_>,
     report: &mut Report,
-) -> Result<SecretString, ()> {
+) -> Result<SecretString, Reported> {
     if path.trim().is_empty() {
         report.error(key, "is empty: give the path of a file holding the secret");
-        return Err(());
+        return Err(Reported);
     }
     let path = resolve_path(ctx.config_dir, path);
     match read_secret_file(&path) {
@@ -169,7 +192,7 @@ fn from_file(
         }
         Err(problem) => {
             report.error(key, format!("{}: {problem}", path.display()));
-            Err(())
+            Err(Reported)
         }
     }
 }
@@ -179,22 +202,22 @@ fn from_env(
     name: &str,
     ctx: &SecretContext<'_>,
     report: &mut Report,
-) -> Result<SecretString, ()> {
+) -> Result<SecretString, Reported> {
     if name.is_empty() || name.contains('=') || name.contains('\0') {
         report.error(key, "must be the name of an environment variable");
-        return Err(());
+        return Err(Reported);
     }
     match ctx.env.var(name) {
         None => {
             report.error(key, format!("environment variable {name} is not set"));
-            Err(())
+            Err(Reported)
         }
         Some(mut value) => {
             let trimmed_len = value.trim_end().len();
             value.truncate(trimmed_len);
             let result = if value.is_empty() {
                 report.error(key, format!("environment variable {name} is empty"));
-                Err(())
+                Err(Reported)
             } else {
                 Ok(SecretString::from(value.as_str()))
             };
@@ -209,13 +232,13 @@ fn from_credential(
     name: &str,
     ctx: &SecretContext<'_>,
     report: &mut Report,
-) -> Result<SecretString, ()> {
+) -> Result<SecretString, Reported> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         report.error(
             key,
             "must be a plain file name inside $CREDENTIALS_DIRECTORY (the first part of LoadCredential=)",
         );
-        return Err(());
+        return Err(Reported);
     }
     let dir = match ctx.env.var("CREDENTIALS_DIRECTORY") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -228,7 +251,7 @@ fn from_credential(
                      or use a *_file key instead)"
                 ),
             );
-            return Err(());
+            return Err(Reported);
         }
     };
     let path = dir.join(name);
@@ -243,11 +266,11 @@ fn from_credential(
                     dir.display()
                 ),
             );
-            Err(())
+            Err(Reported)
         }
         Err(problem) => {
             report.error(key, format!("credential {}: {problem}", path.display()));
-            Err(())
+            Err(Reported)
         }
     }
 }
@@ -301,34 +324,74 @@ fn read_secret_file(path: &Path) -> Result<(SecretString, u32), SecretFileProble
     result
 }
 
-/// Why a webhook signing secret was refused. Never contains the secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidWebhookSecret {
-    #[error(
-        "not a valid Standard Webhooks secret: expected \"whsec_\" followed by base64 \
-         (the value is not shown)"
-    )]
-    NotBase64,
-    #[error("the Standard Webhooks secret decodes to an empty key")]
-    Empty,
+/// A secret that must be given: `Some` when loaded, `None` when missing
+/// (reported, with `what` saying what it is) or invalid (reported).
+pub fn required_secret(
+    prefix: &str,
+    sources: &Sources,
+    what: &str,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Option<Loaded> {
+    match resolve(prefix, sources, ctx, report) {
+        Ok(Some(loaded)) => Some(loaded),
+        Ok(None) => {
+            report.error(
+                format!("{prefix}.{}", sources.base),
+                format!("missing: {what}; set exactly one of {}", sources.choices()),
+            );
+            None
+        }
+        Err(Reported) => None,
+    }
 }
 
-/// Standard alphabet; padding optional; lenient about unused trailing bits.
-const WHSEC_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
+/// An inline secret. Deserializes only from a string, straight into a
+/// `SecretString`; a value of any other type is rejected WITHOUT echoing it
+/// (serde's default message would print e.g. an integer token).
+pub struct RawSecret(pub SecretString);
 
-pub(super) fn decode_webhook_secret(text: &str) -> Result<WebhookSecret, InvalidWebhookSecret> {
-    let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-    let mut key = WHSEC_BASE64
-        .decode(encoded)
-        .map_err(|_| InvalidWebhookSecret::NotBase64)?;
-    if key.is_empty() {
-        key.zeroize();
-        return Err(InvalidWebhookSecret::Empty);
+impl fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawSecret([REDACTED])")
     }
-    Ok(WebhookSecret::new(key))
+}
+
+const NOT_A_STRING: &str = "invalid type: a secret must be a string (value not shown)";
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        impl Visitor<'_> for SecretVisitor {
+            type Value = RawSecret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSecret, E> {
+                Ok(RawSecret(SecretString::from(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+        }
+        deserializer.deserialize_any(SecretVisitor)
+    }
 }

@@ -7,9 +7,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+mod config;
+
 use super::http::{check_status, read_answer, retry_after, transport_error};
 use super::{Notification, SendError, Templates};
 use crate::redact::Redactor;
+
+pub use config::{Config, TYPE};
 
 pub struct Slack {
     name: String,

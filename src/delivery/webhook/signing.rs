@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::WebhookSecret;
+use super::WebhookSecret;
 use crate::redact::Redactor;
 
 #[derive(Clone)]

@@ -1,0 +1,245 @@
+//! Every `[[instance]]`: which WhatsApp instance it is and how to reach it,
+//! its phone number, the channels that get its messages, and its settings.
+
+use std::collections::HashMap;
+
+use toml::Value;
+
+use super::raw::{RawChannel, RawInstance};
+use super::{InstanceConfig, InstanceSettings, settings};
+use crate::validation::{Report, Reported, SecretContext, Sources, describe, http_url, resolve};
+
+/// Every `[[instance]]`: its id, name, vendor endpoint, token, phone and
+/// channels, and its settings over `defaults`.
+pub(super) fn check(
+    raw: &[RawInstance],
+    raw_channels: &[RawChannel],
+    defaults: &InstanceSettings,
+    ctx: &SecretContext<'_>,
+    report: &mut Report,
+) -> Vec<Option<InstanceConfig>> {
+    // Reference checks use every channel name as written, even invalid ones,
+    // so one bad channel does not also make each instance using it fail.
+    let channel_names: Vec<&str> = raw_channels
+        .iter()
+        .filter_map(|c| c.name.as_deref())
+        .collect();
+    // Whatsapp channels by name, with the instance they send through.
+    let whatsapp_via: HashMap<&str, u64> = raw_channels
+        .iter()
+        .filter(|c| c.kind.as_deref() == Some("whatsapp"))
+        .filter_map(|c| {
+            let via = crate::delivery::whatsapp::via_of(&c.keys)?;
+            Some((c.name.as_deref()?, via))
+        })
+        .collect();
+    let known_channels = if channel_names.is_empty() {
+        "no [[channel]] is configured".to_owned()
+    } else {
+        let quoted: Vec<String> = channel_names.iter().map(|n| format!("{n:?}")).collect();
+        format!("configured channels: {}", quoted.join(", "))
+    };
+
+    let mut ids: HashMap<u64, usize> = HashMap::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, inst) in raw.iter().enumerate() {
+        let prefix = format!("instance[{i}]");
+        let errors_before = report.problems();
+
+        let id = report.required(
+            format!("{prefix}.id"),
+            inst.id.as_ref(),
+            "set id to the instance's idInstance",
+            instance_id,
+        );
+        if let Some(id) = id {
+            if let Some(first) = ids.get(&id) {
+                report.error(
+                    format!("{prefix}.id"),
+                    format!("duplicate id {id} (also instance[{first}])"),
+                );
+            } else {
+                ids.insert(id, i);
+            }
+        }
+
+        let name = match inst.name.as_deref() {
+            None => {
+                report.error(
+                    format!("{prefix}.name"),
+                    "missing: every instance needs a name",
+                );
+                None
+            }
+            Some(name) if name.trim().is_empty() => {
+                report.error(format!("{prefix}.name"), "must not be empty");
+                None
+            }
+            Some(name) => {
+                if let Some(first) = names.get(name) {
+                    report.error(
+                        format!("{prefix}.name"),
+                        format!("duplicate instance name {name:?} (also instance[{first}])"),
+                    );
+                } else {
+                    names.insert(name, i);
+                }
+                Some(name.to_owned())
+            }
+        };
+
+        let api_url = report.required(
+            format!("{prefix}.api_url"),
+            inst.api_url.as_deref(),
+            "set it to the instance's apiUrl, e.g. \"https://1101.api.greenapi.com\"",
+            http_url,
+        );
+
+        let sources = Sources {
+            base: "api_token",
+            file: inst.api_token_file.clone(),
+            env: inst.api_token_env.clone(),
+            credential: inst.api_token_credential.clone(),
+            inline: inst.api_token.as_ref().map(|s| s.0.clone()),
+            inline_warning: None,
+        };
+        let api_token = match resolve(&prefix, &sources, ctx, report) {
+            Ok(Some(loaded)) => Some(loaded.value),
+            Ok(None) => {
+                report.error(
+                    format!("{prefix}.api_token"),
+                    "missing: set exactly one of api_token_file, api_token_env, \
+                     api_token_credential or api_token",
+                );
+                None
+            }
+            Err(Reported) => None,
+        };
+
+        let phone = report.required(
+            format!("{prefix}.phone"),
+            inst.phone.as_ref(),
+            "the instance's phone number, digits only (e.g. 441234567890)",
+            phone,
+        );
+
+        let channels = match &inst.channels {
+            None => {
+                report.error(
+                    format!("{prefix}.channels"),
+                    format!("missing: list the channels that get this instance's codes ({known_channels})"),
+                );
+                None
+            }
+            Some(list) if list.is_empty() => {
+                report.error(
+                    format!("{prefix}.channels"),
+                    format!("must list at least one channel ({known_channels})"),
+                );
+                None
+            }
+            Some(list) => {
+                let mut ok = true;
+                for (j, name) in list.iter().enumerate() {
+                    if id.is_some()
+                        && whatsapp_via.get(name.as_str()) == id.as_ref()
+                        && !list[..j].contains(name)
+                    {
+                        report.warn(
+                            &format!("{prefix}.channels"),
+                            &format!(
+                                "channel {name:?} sends through this instance itself; relinkd \
+                                 skips it for this instance's own messages"
+                            ),
+                        );
+                    }
+                    if !channel_names.contains(&name.as_str()) {
+                        report.error(
+                            format!("{prefix}.channels"),
+                            format!("unknown channel {name:?}; {known_channels}"),
+                        );
+                        ok = false;
+                    } else if list[..j].contains(name) {
+                        report.error(
+                            format!("{prefix}.channels"),
+                            format!("channel {name:?} is listed twice"),
+                        );
+                        ok = false;
+                    }
+                }
+                ok.then(|| list.clone())
+            }
+        };
+
+        let settings = settings::check(&prefix, &inst.overrides(), defaults, report);
+
+        out.push(match (id, name, api_url, api_token, phone, channels) {
+            (Some(id), Some(name), Some(api_url), Some(api_token), Some(phone), Some(channels))
+                if report.problems() == errors_before =>
+            {
+                Some(InstanceConfig {
+                    id,
+                    name,
+                    api_url,
+                    api_token,
+                    phone,
+                    channels,
+                    settings,
+                })
+            }
+            _ => None,
+        });
+    }
+    out
+}
+
+/// An instance id (`idInstance`): a TOML integer greater than zero.
+pub(super) fn instance_id(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Integer(i) if *i > 0 => u64::try_from(*i).map_err(|_| "out of range".to_owned()),
+        Value::Integer(i) => Err(format!("must be a positive integer (got {i})")),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "must be a TOML integer, not a string (write id = {s} without quotes)"
+        )),
+        other => Err(format!(
+            "must be a positive integer, the idInstance (got {})",
+            describe(other)
+        )),
+    }
+}
+
+/// A phone number in international form: digits only (no `+`, spaces or
+/// dashes), 7 to 15 digits, as a TOML integer or a string of digits.
+fn phone(value: &Value) -> Result<u64, String> {
+    const DIGITS_ONLY: &str =
+        "must be digits only, with no + or spaces (international form, e.g. 441234567890)";
+    let digits = match value {
+        Value::Integer(i) if *i > 0 => i.to_string(),
+        Value::Integer(i) => return Err(format!("{DIGITS_ONLY} (got {i})")),
+        Value::String(s) => {
+            if !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{DIGITS_ONLY} (got {s:?})"));
+            }
+            s.clone()
+        }
+        other => {
+            return Err(format!(
+                "must be an integer or a string of digits (got {})",
+                describe(other)
+            ));
+        }
+    };
+    if !(7..=15).contains(&digits.len()) {
+        return Err(format!("must be 7 to 15 digits (got {})", digits.len()));
+    }
+    if digits.starts_with('0') {
+        return Err(
+            "must start with the country code, not 0 (e.g. 441234567890, not 01234567890)"
+                .to_owned(),
+        );
+    }
+    digits
+        .parse::<u64>()
+        .map_err(|_| "must be 7 to 15 digits".to_owned())
+}

@@ -1,0 +1,163 @@
+//! Fans notifications out to an instance's channels, concurrently, each
+//! behind its rate limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::kinds::{BuildDeps, BuildError, ChannelConfig};
+use super::metrics::DeliveryMetrics;
+use super::notify::{RetryPolicy, notify};
+use super::rate::RateGate;
+use super::{Channel, Notification, SendError};
+
+/// The outcome of one notification on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Skipped(&'static str),
+    Failed(SendError),
+}
+
+struct Entry {
+    channel: Arc<dyn Channel>,
+    per_minute: Option<u32>,
+    gate: RateGate,
+}
+
+/// Fans notifications out to channels by name.
+#[derive(Clone)]
+pub struct Dispatcher {
+    channels: Arc<HashMap<String, Entry>>,
+    metrics: DeliveryMetrics,
+    retry: RetryPolicy,
+}
+
+impl Dispatcher {
+    /// Channels with their rate limits (`None`: unlimited).
+    pub fn new(channels: Vec<(Arc<dyn Channel>, Option<u32>)>, metrics: DeliveryMetrics) -> Self {
+        let channels = channels
+            .into_iter()
+            .map(|(channel, per_minute)| {
+                metrics.register_channel(channel.name(), channel.skip_reasons());
+                let entry = Entry {
+                    gate: RateGate::new(per_minute),
+                    per_minute,
+                    channel,
+                };
+                (entry.channel.name().to_owned(), entry)
+            })
+            .collect();
+        Self {
+            channels: Arc::new(channels),
+            metrics,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Builds the configured channels (WhatsApp channels send through the
+    /// API `deps` gives for their `via` instance, sharing its pacing).
+    pub fn build(
+        channels: &[ChannelConfig],
+        deps: &BuildDeps<'_>,
+        metrics: &DeliveryMetrics,
+    ) -> Result<Self, BuildError> {
+        let channels = channels
+            .iter()
+            .map(|c| Ok((c.build(deps)?, c.rate_limit())))
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        Ok(Self::new(channels, metrics.clone()))
+    }
+
+    /// The names of the channels.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.channels.keys().map(String::as_str)
+    }
+
+    /// Keeps `previous`'s rate-limit state for channels whose name and limit
+    /// did not change, so a reload does not hand out a fresh burst.
+    pub fn keeping_rate_limits_of(mut self, previous: &Dispatcher) -> Self {
+        let channels = self
+            .channels
+            .iter()
+            .map(|(name, entry)| {
+                let gate = match previous.channels.get(name) {
+                    Some(old) if old.per_minute == entry.per_minute => old.gate.clone(),
+                    _ => entry.gate.clone(),
+                };
+                let entry = Entry {
+                    channel: entry.channel.clone(),
+                    per_minute: entry.per_minute,
+                    gate,
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        self.channels = Arc::new(channels);
+        self
+    }
+
+    /// Delivers to every named channel concurrently; true if any delivered.
+    pub async fn deliver(&self, notification: Arc<Notification>, channels: &[String]) -> bool {
+        self.deliver_each(notification, channels)
+            .await
+            .iter()
+            .any(|(_, outcome)| *outcome == Outcome::Delivered)
+    }
+
+    /// Like `deliver`, with each channel's outcome.
+    pub async fn deliver_each(
+        &self,
+        notification: Arc<Notification>,
+        channels: &[String],
+    ) -> Vec<(String, Outcome)> {
+        let mut outcomes = Vec::new();
+        let mut attempts = JoinSet::new();
+        for name in channels {
+            let Some(entry) = self.channels.get(name) else {
+                // Config validation makes this unreachable; never panic on it.
+                tracing::error!(channel = %name, "notification for an unknown channel dropped");
+                continue;
+            };
+            if let Some(reason) = entry.channel.unavailable(&notification) {
+                tracing::info!(
+                    channel = %name,
+                    wa_instance = notification.instance.id,
+                    event = notification.event.as_str(),
+                    reason,
+                    "channel skipped for this message; the instance's other channels still get it"
+                );
+                self.metrics.skipped(name, reason);
+                outcomes.push((name.clone(), Outcome::Skipped(reason)));
+                continue;
+            }
+            let channel = entry.channel.clone();
+            let gate = entry.gate.clone();
+            let notification = notification.clone();
+            let metrics = self.metrics.clone();
+            let retry = self.retry;
+            attempts.spawn(async move {
+                let started = Instant::now();
+                let result = notify(channel.as_ref(), &gate, &notification, retry).await;
+                metrics.record(
+                    channel.name(),
+                    result.as_ref().map(|_| ()).map_err(|e| e.reason),
+                    started.elapsed(),
+                );
+                let outcome = match result {
+                    Ok(()) => Outcome::Delivered,
+                    Err(e) => Outcome::Failed(e),
+                };
+                (channel.name().to_owned(), outcome)
+            });
+        }
+        while let Some(done) = attempts.join_next().await {
+            if let Ok(done) = done {
+                outcomes.push(done);
+            }
+        }
+        outcomes
+    }
+}

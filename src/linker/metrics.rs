@@ -1,0 +1,443 @@
+//! The linker's metrics: per instance (one series set per WhatsApp
+//! instance, 50,000 on one daemon), plain atomics owned by each supervisor
+//! and rendered straight to text at scrape time, so no lock is taken per
+//! poll and no per-series objects are kept; and the fleet-wide code outcomes
+//! on the registry.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::greenapi::InstanceState;
+use crate::metrics::{Metrics, TextSource, register};
+
+/// The linker's metrics; cheap to clone.
+#[derive(Clone)]
+pub struct LinkerMetrics {
+    pub codes: CodeMetrics,
+    instances: Arc<InstanceTable>,
+}
+
+/// Every instance's series, by id.
+#[derive(Default)]
+struct InstanceTable(RwLock<BTreeMap<u64, Arc<InstanceMetrics>>>);
+
+impl TextSource for InstanceTable {
+    fn render(&self, out: &mut String) {
+        let table = self.0.read().unwrap_or_else(|e| e.into_inner());
+        render_instances(&table, out);
+    }
+}
+
+impl LinkerMetrics {
+    /// Registers the fleet-wide families on `metrics`' registry and the
+    /// per-instance ones as a text source.
+    pub fn register(metrics: &Metrics) -> Self {
+        let instances = Arc::new(InstanceTable::default());
+        metrics.add_text_source(instances.clone());
+        Self {
+            codes: CodeMetrics::register(metrics.registry()),
+            instances,
+        }
+    }
+
+    /// Registers an instance's series (all at 0) and returns its handle.
+    /// Registering an id again returns the existing handle, so counters
+    /// survive a supervisor restart on reload.
+    pub fn instance(&self, id: u64, name: &str) -> Arc<InstanceMetrics> {
+        let mut table = self.instances.0.write().unwrap_or_else(|e| e.into_inner());
+        let entry = table
+            .entry(id)
+            .or_insert_with(|| Arc::new(InstanceMetrics::new(name)));
+        if entry.name() != name {
+            // Renamed in the config: a new handle for the info metric, with
+            // the counters and the state carried over.
+            *entry = Arc::new(entry.renamed(name));
+        }
+        entry.clone()
+    }
+
+    pub fn remove_instance(&self, id: u64) {
+        self.instances
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+const LATENCY_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+
+/// Fleet-wide code outcomes: `relinkd_codes_delivered_total{outcome}` and
+/// `relinkd_code_delivery_latency_seconds`.
+#[derive(Clone)]
+pub struct CodeMetrics {
+    delivered: IntCounter,
+    undelivered: IntCounter,
+    latency: Histogram,
+}
+
+impl CodeMetrics {
+    fn register(registry: &Registry) -> Self {
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "relinkd_codes_delivered_total",
+                "Codes received from the vendor, by whether at least one channel delivered \
+                 them before expiry (delivered) or none did (undelivered).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "relinkd_code_delivery_latency_seconds",
+                "Time from the first notAuthorized of an episode to its first delivered code.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let delivered = outcomes.with_label_values(&["delivered"]);
+        let undelivered = outcomes.with_label_values(&["undelivered"]);
+        register(registry, outcomes);
+        register(registry, latency.clone());
+        Self {
+            delivered,
+            undelivered,
+            latency,
+        }
+    }
+
+    pub fn code_delivered(&self, delivered: bool) {
+        if delivered {
+            self.delivered.inc();
+        } else {
+            self.undelivered.inc();
+        }
+    }
+
+    pub fn first_code_delivered_after(&self, since_unlinked: Duration) {
+        self.latency.observe(since_unlinked.as_secs_f64());
+    }
+}
+
+/// Outcomes of `relinkd_state_polls_total`.
+pub const POLL_OUTCOMES: [&str; 2] = ["success", "failure"];
+
+/// Outcomes of `relinkd_codes_requested_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOutcome {
+    Received,
+    NotReceived,
+    Error,
+}
+
+impl CodeOutcome {
+    pub const ALL: [CodeOutcome; 3] = [Self::Received, Self::NotReceived, Self::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::NotReceived => "not_received",
+            Self::Error => "error",
+        }
+    }
+}
+
+const NO_STATE: usize = usize::MAX;
+
+/// One instance's series, updated by its supervisor without locks.
+pub struct InstanceMetrics {
+    name: String,
+    state: AtomicUsize,
+    polls: [AtomicU64; 2],
+    codes: [AtomicU64; 3],
+    code_expiry_unix: AtomicU64,
+    relinks: AtomicU64,
+    episodes_paused: AtomicU64,
+    paused: AtomicU64,
+    unlinked_since_unix: AtomicU64,
+    last_successful_poll_unix: AtomicU64,
+}
+
+impl InstanceMetrics {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            state: AtomicUsize::new(NO_STATE),
+            polls: Default::default(),
+            codes: Default::default(),
+            code_expiry_unix: AtomicU64::new(0),
+            relinks: AtomicU64::new(0),
+            episodes_paused: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
+            unlinked_since_unix: AtomicU64::new(0),
+            last_successful_poll_unix: AtomicU64::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A copy of these values under another name.
+    fn renamed(&self, name: &str) -> Self {
+        let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        Self {
+            name: name.to_owned(),
+            state: AtomicUsize::new(self.state.load(Ordering::Relaxed)),
+            polls: [copy(&self.polls[0]), copy(&self.polls[1])],
+            codes: [
+                copy(&self.codes[0]),
+                copy(&self.codes[1]),
+                copy(&self.codes[2]),
+            ],
+            code_expiry_unix: copy(&self.code_expiry_unix),
+            relinks: copy(&self.relinks),
+            episodes_paused: copy(&self.episodes_paused),
+            paused: copy(&self.paused),
+            unlinked_since_unix: copy(&self.unlinked_since_unix),
+            last_successful_poll_unix: copy(&self.last_successful_poll_unix),
+        }
+    }
+
+    pub fn set_state(&self, state: &InstanceState) {
+        self.state.store(state.metric_index(), Ordering::Relaxed);
+    }
+
+    pub fn poll(&self, success: bool) {
+        self.polls[usize::from(!success)].fetch_add(1, Ordering::Relaxed);
+        if success {
+            self.last_successful_poll_unix.store(
+                crate::clock::unix_seconds(crate::clock::now()),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// The episode as metrics see it: since when unlinked (`None`: no
+    /// episode) and whether codes are paused.
+    pub fn set_episode(&self, unlinked_since: Option<SystemTime>, paused: bool) {
+        self.unlinked_since_unix.store(
+            unlinked_since.map_or(0, crate::clock::unix_seconds),
+            Ordering::Relaxed,
+        );
+        self.paused.store(u64::from(paused), Ordering::Relaxed);
+    }
+
+    pub fn code_requested(&self, outcome: CodeOutcome) {
+        self.codes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Unix seconds of the outstanding code's expiry; `None` clears it (0).
+    pub fn set_code_expiry(&self, expiry: Option<SystemTime>) {
+        let secs = expiry
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        self.code_expiry_unix.store(secs, Ordering::Relaxed);
+    }
+
+    pub fn relinked(&self) {
+        self.relinks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn episode_paused(&self) {
+        self.episodes_paused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn polls(&self, success: bool) -> u64 {
+        self.polls[usize::from(!success)].load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    fn relinks(&self) -> u64 {
+        self.relinks.load(Ordering::Relaxed)
+    }
+}
+
+fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut String) {
+    family(
+        out,
+        "relinkd_instance_info",
+        "gauge",
+        "Always 1; joins an instance id (wa_instance) to its configured name.",
+    );
+    for (id, m) in table {
+        let _ = writeln!(
+            out,
+            "relinkd_instance_info{{name=\"{}\",wa_instance=\"{id}\"}} 1",
+            escape_label(&m.name)
+        );
+    }
+
+    family(
+        out,
+        "relinkd_instance_state",
+        "gauge",
+        "The instance's last polled stateInstance, one-hot (unknown: a state relinkd does not know).",
+    );
+    for (id, m) in table {
+        let current = m.state.load(Ordering::Relaxed);
+        for (i, label) in InstanceState::METRIC_LABELS.iter().enumerate() {
+            let value = u8::from(i == current);
+            let _ = writeln!(
+                out,
+                "relinkd_instance_state{{state=\"{label}\",wa_instance=\"{id}\"}} {value}"
+            );
+        }
+    }
+
+    family(
+        out,
+        "relinkd_state_polls_total",
+        "counter",
+        "getStateInstance polls per instance, by outcome.",
+    );
+    for (id, m) in table {
+        for (i, outcome) in POLL_OUTCOMES.iter().enumerate() {
+            let value = m.polls[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "relinkd_state_polls_total{{outcome=\"{outcome}\",wa_instance=\"{id}\"}} {value}"
+            );
+        }
+    }
+
+    family(
+        out,
+        "relinkd_codes_requested_total",
+        "counter",
+        "getAuthorizationCode requests per instance: received a code, not_received (status false), error.",
+    );
+    for (id, m) in table {
+        for outcome in CodeOutcome::ALL {
+            let value = m.codes[outcome as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "relinkd_codes_requested_total{{outcome=\"{}\",wa_instance=\"{id}\"}} {value}",
+                outcome.as_str()
+            );
+        }
+    }
+
+    simple_family(
+        out,
+        table,
+        "relinkd_code_expiry_timestamp_seconds",
+        "gauge",
+        "Unix time at which the outstanding code expires; 0 when no code is outstanding.",
+        |m| m.code_expiry_unix.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_relinks_total",
+        "counter",
+        "Linking episodes that ended with the instance authorized again.",
+        |m| m.relinks.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_episodes_paused_total",
+        "counter",
+        "Times the code budget was spent and the episode paused for the cooldown.",
+        |m| m.episodes_paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_instance_paused",
+        "gauge",
+        "1 while the instance's code budget is spent and codes are paused, else 0.",
+        |m| m.paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_instance_unlinked_since_timestamp_seconds",
+        "gauge",
+        "Unix time the current episode started (notAuthorized first seen); 0 when not in an episode.",
+        |m| m.unlinked_since_unix.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_last_successful_poll_timestamp_seconds",
+        "gauge",
+        "Unix time of the instance's last successful state poll; 0 before the first.",
+        |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
+    );
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn simple_family(
+    out: &mut String,
+    table: &BTreeMap<u64, Arc<InstanceMetrics>>,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&InstanceMetrics) -> u64,
+) {
+    family(out, name, kind, help);
+    for (id, m) in table {
+        let _ = writeln!(out, "{name}{{wa_instance=\"{id}\"}} {}", value(m));
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_series_start_at_zero_and_are_one_hot() {
+        let metrics = Metrics::new();
+        let linker = LinkerMetrics::register(&metrics);
+        let m = linker.instance(1101000001, "sales \"line\"");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "relinkd_instance_state{state=\"authorized\",wa_instance=\"1101000001\"} 0"
+            )
+        );
+        assert!(text.contains("name=\"sales \\\"line\\\"\""));
+        m.set_state(&InstanceState::NotAuthorized);
+        let text = metrics.render();
+        assert!(text.contains(
+            "relinkd_instance_state{state=\"notAuthorized\",wa_instance=\"1101000001\"} 1"
+        ));
+        assert_eq!(text.matches("wa_instance=\"1101000001\"} 1").count(), 2); // info + state
+    }
+
+    #[test]
+    fn a_renamed_instance_keeps_its_counters_and_state() {
+        let linker = LinkerMetrics::register(&Metrics::new());
+        let m = linker.instance(7, "old");
+        m.poll(true);
+        m.relinked();
+        m.set_state(&InstanceState::Authorized);
+        let renamed = linker.instance(7, "new");
+        assert_eq!(renamed.name(), "new");
+        assert_eq!(renamed.polls(true), 1);
+        assert_eq!(renamed.relinks(), 1);
+        assert_eq!(
+            renamed.state.load(Ordering::Relaxed),
+            InstanceState::Authorized.metric_index()
+        );
+    }
+}
