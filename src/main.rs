@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use relinkd::config::{self, LogFormat};
+use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
 use relinkd::daemon::Daemon;
 use relinkd::{admin_client, demo, sim, telemetry};
@@ -111,13 +111,18 @@ async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
+/// The config at `path`, or the reason on stderr and a failing exit code.
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|error| {
+        eprintln!("relinkd: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 async fn run(path: PathBuf) -> ExitCode {
-    let config = match config::load(&path) {
+    let config = match load_config(&path) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("relinkd: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     telemetry::init(config.daemon.log_format);
     for warning in &config.warnings {
@@ -148,12 +153,9 @@ fn reload_on_sighup(commands: Commands) {
 }
 
 async fn test_channel(path: PathBuf, name: &str) -> ExitCode {
-    let config = match config::load(&path) {
+    let config = match load_config(&path) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("relinkd: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     telemetry::init(config.daemon.log_format);
     match relinkd::test_channel::run(&config, name).await {
@@ -169,26 +171,22 @@ async fn test_channel(path: PathBuf, name: &str) -> ExitCode {
 }
 
 fn check_config(path: PathBuf) -> ExitCode {
-    match config::load(&path) {
-        Ok(config) => {
-            for warning in &config.warnings {
-                eprintln!("warning: {warning}");
-            }
-            println!(
-                "{}: ok: {} instances, {} channels, listen {}, digest {}",
-                path.display(),
-                config.instances.len(),
-                config.channels.len(),
-                config.daemon.listen,
-                &config.digest[..config.digest.len().min(12)],
-            );
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("relinkd: {error}");
-            ExitCode::FAILURE
-        }
+    let config = match load_config(&path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
     }
+    println!(
+        "{}: ok: {} instances, {} channels, listen {}, digest {}",
+        path.display(),
+        config.instances.len(),
+        config.channels.len(),
+        config.daemon.listen,
+        &config.digest[..config.digest.len().min(12)],
+    );
+    ExitCode::SUCCESS
 }
 
 fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::raw::{RawChannel, RawInstance, RawTemplates};
+use super::raw::{RawChannel, RawInstance};
 use crate::delivery::{ChannelConfig, ChannelType, CheckContext, TYPES, TemplateOverrides};
 use crate::validation::{KeyError, Report, SecretContext, duration, integer};
 
@@ -217,30 +217,26 @@ fn foreign_keys(prefix: &str, kind: &ChannelType, ch: &RawChannel, report: &mut 
 fn templates(
     prefix: &str,
     type_name: Option<&str>,
-    raw: Option<&RawTemplates>,
+    written: Option<&TemplateOverrides>,
     report: &mut Report,
 ) -> TemplateOverrides {
-    let Some(raw) = raw else {
+    let Some(mut templates) = written.cloned() else {
         return TemplateOverrides::default();
     };
-    let mut check = |name: &str, source: &Option<String>| -> Option<String> {
-        let source = source.as_ref()?;
-        report
-            .check(
-                format!("{prefix}.templates.{name}"),
-                crate::template::check(source),
-            )
-            .map(|()| source.clone())
-    };
-    let out = TemplateOverrides {
-        code: check("code", &raw.code),
-        linked: check("linked", &raw.linked),
-        paused: check("paused", &raw.paused),
-        alert: check("alert", &raw.alert),
-        resumed: check("resumed", &raw.resumed),
-        subject: check("subject", &raw.subject),
-    };
-    if let Some(t) = type_name.filter(|t| *t != "email" && raw.subject.is_some()) {
+    let has_subject = templates.subject.is_some();
+    for (key, source) in templates.by_key() {
+        let Some(text) = source.as_deref() else {
+            continue;
+        };
+        let checked = crate::template::check(text);
+        if report
+            .check(format!("{prefix}.templates.{key}"), checked)
+            .is_none()
+        {
+            *source = None;
+        }
+    }
+    if let Some(t) = type_name.filter(|t| *t != "email" && has_subject) {
         report.error(
             format!("{prefix}.templates.subject"),
             format!(
@@ -250,7 +246,7 @@ fn templates(
             ),
         );
     }
-    out
+    templates
 }
 
 /// A channel name: 1..=64 of `[A-Za-z0-9_.-]` (it becomes a metric label).

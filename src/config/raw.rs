@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
+use crate::delivery::TemplateOverrides;
 use crate::validation::{Keys, RawSecret};
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,7 +62,7 @@ pub(super) struct RawChannel {
     pub kind: Option<String>,
     pub timeout: Option<Value>,
     pub rate_limit_per_minute: Option<Value>,
-    pub templates: Option<RawTemplates>,
+    pub templates: Option<TemplateOverrides>,
     /// The type's own keys (and other types' keys, to be refused by name).
     pub keys: Keys,
     /// Keys no channel type takes, with where they are.
@@ -126,19 +127,6 @@ impl<'de> Deserialize<'de> for RawChannel {
         }
         deserializer.deserialize_map(ChannelVisitor)
     }
-}
-
-/// `[channel.templates]`: minijinja sources, one per event (`subject`: email
-/// only, checked in validation).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTemplates {
-    pub code: Option<String>,
-    pub linked: Option<String>,
-    pub paused: Option<String>,
-    pub alert: Option<String>,
-    pub resumed: Option<String>,
-    pub subject: Option<String>,
 }
 
 /// One `[[instance]]`. `serde(flatten)` cannot be combined with

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tracing::Instrument as _;
 
+use super::events::Skipped;
 use super::kinds::{BuildDeps, BuildError, ChannelConfig};
 use super::metrics::DeliveryMetrics;
 use super::notify::{RetryPolicy, notify};
@@ -122,14 +123,12 @@ impl Dispatcher {
                 continue;
             };
             if let Some(reason) = entry.channel.unavailable(&notification) {
-                tracing::info!(
-                    channel = %name,
-                    wa_instance = notification.instance.id,
-                    event = notification.event.as_str(),
+                Skipped {
+                    channel: name,
+                    event: notification.event,
                     reason,
-                    "channel skipped for this message; the instance's other channels still get it"
-                );
-                self.metrics.skipped(name, reason);
+                }
+                .emit(&self.metrics);
                 outcomes.push((name.clone(), Outcome::Skipped(reason)));
                 continue;
             }
@@ -138,20 +137,18 @@ impl Dispatcher {
             let notification = notification.clone();
             let metrics = self.metrics.clone();
             let retry = self.retry;
-            attempts.spawn(async move {
-                let started = Instant::now();
-                let result = notify(channel.as_ref(), &gate, &notification, retry).await;
-                metrics.record(
-                    channel.name(),
-                    result.as_ref().map(|_| ()).map_err(|e| e.reason),
-                    started.elapsed(),
-                );
-                let outcome = match result {
-                    Ok(()) => Outcome::Delivered,
-                    Err(e) => Outcome::Failed(e),
-                };
-                (channel.name().to_owned(), outcome)
-            });
+            attempts.spawn(
+                async move {
+                    let outcome =
+                        match notify(channel.as_ref(), &gate, &notification, retry, &metrics).await
+                        {
+                            Ok(()) => Outcome::Delivered,
+                            Err(e) => Outcome::Failed(e),
+                        };
+                    (channel.name().to_owned(), outcome)
+                }
+                .in_current_span(),
+            );
         }
         while let Some(done) = attempts.join_next().await {
             if let Ok(done) = done {

@@ -37,6 +37,22 @@ pub fn check_status(
     })
 }
 
+/// One attempt: POSTs `body` as JSON to `url` (a secret: it never appears
+/// in the error), within `timeout`.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<reqwest::Response, SendError> {
+    http.post(url)
+        .json(body)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(transport_error)
+}
+
 /// A transport error, without the URL (it may hold a secret).
 pub fn transport_error(err: reqwest::Error) -> SendError {
     let reason = if err.is_timeout() {

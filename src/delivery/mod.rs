@@ -35,6 +35,7 @@ macro_rules! channel_from_attempt {
 pub mod console;
 mod dispatcher;
 pub mod email;
+mod events;
 mod http;
 mod kinds;
 mod message;

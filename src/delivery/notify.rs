@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::events::{AttemptFailed, Delivered, GaveUp};
+use super::metrics::DeliveryMetrics;
 use super::rate::RateGate;
 use super::{Channel, Notification, Reason, SendError};
 
@@ -29,64 +31,68 @@ impl Default for RetryPolicy {
 }
 
 /// One notification on one channel: attempts with backoff and jitter until
-/// one succeeds, a failure is final, or the deadline passes. Logs the outcome.
+/// one succeeds, a failure is final, or the deadline passes. Emits the
+/// outcome (log line and metrics).
 pub async fn notify(
     channel: &dyn Channel,
     gate: &RateGate,
     notification: &Notification,
     retry: RetryPolicy,
+    metrics: &DeliveryMetrics,
 ) -> Result<(), SendError> {
+    let started = Instant::now();
+    let (attempts, result) = attempts(channel, gate, notification, retry).await;
+    let (name, event, elapsed) = (channel.name(), notification.event, started.elapsed());
+    match &result {
+        Ok(()) => Delivered {
+            channel: name,
+            event,
+            attempts,
+            elapsed,
+        }
+        .emit(metrics),
+        Err(error) => GaveUp {
+            channel: name,
+            event,
+            attempts,
+            reason: error.reason,
+            detail: &error.detail,
+            elapsed,
+        }
+        .emit(metrics),
+    }
+    result
+}
+
+/// The retry loop: how many attempts were made, and the final result.
+async fn attempts(
+    channel: &dyn Channel,
+    gate: &RateGate,
+    notification: &Notification,
+    retry: RetryPolicy,
+) -> (u32, Result<(), SendError>) {
     let deadline = notification.deadline;
+    let expired = |detail: &str| Err(SendError::new(Reason::Expired, detail));
     let mut attempt: u32 = 0;
     loop {
-        attempt += 1;
         if tokio::time::timeout_at(deadline, gate.acquire(notification.is_code()))
             .await
             .is_err()
         {
             let detail = "the channel's rate limit left no slot before the deadline";
-            return Err(give_up(
-                channel,
-                notification,
-                attempt - 1,
-                Reason::Expired,
-                detail,
-            ));
+            return (attempt, expired(detail));
         }
         let now = Instant::now();
         if now >= deadline {
-            let detail = "deadline passed before the attempt";
-            return Err(give_up(
-                channel,
-                notification,
-                attempt - 1,
-                Reason::Expired,
-                detail,
-            ));
+            return (attempt, expired("deadline passed before the attempt"));
         }
+        attempt += 1;
         let limit = channel.attempt_timeout().min(deadline - now);
         let mut error = match tokio::time::timeout(limit, channel.send(notification)).await {
-            Ok(Ok(())) => {
-                tracing::info!(
-                    channel = channel.name(),
-                    instance = %notification.instance.name,
-                    wa_instance = notification.instance.id,
-                    event = notification.event.as_str(),
-                    attempts = attempt,
-                    "notification delivered"
-                );
-                return Ok(());
-            }
+            Ok(Ok(())) => return (attempt, Ok(())),
             Ok(Err(error)) => error,
             Err(_) if Instant::now() >= deadline => {
-                let detail = "attempt cut off at the deadline";
-                return Err(give_up(
-                    channel,
-                    notification,
-                    attempt,
-                    Reason::Expired,
-                    detail,
-                ));
+                return (attempt, expired("attempt cut off at the deadline"));
             }
             Err(_) => SendError::new(Reason::Timeout, format!("no answer within {limit:?}")),
         };
@@ -94,13 +100,7 @@ pub async fn notify(
         // quotes from its peer loses the channel's secrets, then is bounded.
         error.detail = channel.redactor().clean(&error.detail, MAX_DETAIL_CHARS);
         if !error.reason.is_retryable() {
-            return Err(give_up(
-                channel,
-                notification,
-                attempt,
-                error.reason,
-                &error.detail,
-            ));
+            return (attempt, Err(error));
         }
         let backoff = retry
             .first_delay
@@ -114,43 +114,15 @@ pub async fn notify(
             .min(crate::outbound::MAX_RETRY_AFTER);
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
-            let detail = format!("last attempt: {error}");
-            return Err(give_up(
-                channel,
-                notification,
-                attempt,
-                Reason::Expired,
-                &detail,
-            ));
+            return (attempt, expired(&format!("last attempt: {error}")));
         }
-        tracing::debug!(
-            channel = channel.name(),
-            wa_instance = notification.instance.id,
+        AttemptFailed {
+            channel: channel.name(),
             attempt,
-            error = %error,
-            retry_in = ?delay,
-            "delivery attempt failed; will retry"
-        );
+            error: &error,
+            retry_in: delay,
+        }
+        .emit();
         tokio::time::sleep(delay).await;
     }
-}
-
-fn give_up(
-    channel: &dyn Channel,
-    notification: &Notification,
-    attempts: u32,
-    reason: Reason,
-    detail: &str,
-) -> SendError {
-    tracing::warn!(
-        channel = channel.name(),
-        instance = %notification.instance.name,
-        wa_instance = notification.instance.id,
-        event = notification.event.as_str(),
-        attempts,
-        reason = reason.as_str(),
-        detail,
-        "notification not delivered"
-    );
-    SendError::new(reason, detail)
 }

@@ -15,7 +15,8 @@ use crate::template::{self, Context};
 
 /// `[channel.templates]`: minijinja templates (checked when the config is
 /// loaded), one per event; `subject` only for email channels.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateOverrides {
     pub code: Option<String>,
     pub linked: Option<String>,
@@ -23,6 +24,20 @@ pub struct TemplateOverrides {
     pub alert: Option<String>,
     pub resumed: Option<String>,
     pub subject: Option<String>,
+}
+
+impl TemplateOverrides {
+    /// Each template by its key, to check them one by one.
+    pub fn by_key(&mut self) -> [(&'static str, &mut Option<String>); 6] {
+        [
+            ("code", &mut self.code),
+            ("linked", &mut self.linked),
+            ("paused", &mut self.paused),
+            ("alert", &mut self.alert),
+            ("resumed", &mut self.resumed),
+            ("subject", &mut self.subject),
+        ]
+    }
 }
 
 pub const DEFAULT_CODE: &str = "relinkd: linking code for {{ instance_name | bold }} ({{ instance_id }}): {{ code | mono }}\n\

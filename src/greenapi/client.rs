@@ -275,21 +275,15 @@ impl InstanceApi {
     }
 
     pub async fn reboot(&self) -> Result<bool, ApiError> {
-        self.call(Method::Reboot, None, |body| {
-            body.get("isReboot")
-                .and_then(Value::as_bool)
-                .ok_or(ApiError::BadBody("`isReboot` is missing or not a boolean"))
-        })
-        .await
+        let missing = "`isReboot` is missing or not a boolean";
+        self.call(Method::Reboot, None, |body| flag(body, "isReboot", missing))
+            .await
     }
 
     pub async fn logout(&self) -> Result<bool, ApiError> {
-        self.call(Method::Logout, None, |body| {
-            body.get("isLogout")
-                .and_then(Value::as_bool)
-                .ok_or(ApiError::BadBody("`isLogout` is missing or not a boolean"))
-        })
-        .await
+        let missing = "`isLogout` is missing or not a boolean";
+        self.call(Method::Logout, None, |body| flag(body, "isLogout", missing))
+            .await
     }
 
     /// One attempt: pace, send, classify, read the answer with `parse`.
@@ -475,6 +469,13 @@ fn linking_code(code: Option<&Value>) -> Result<SecretString, ApiError> {
         ));
     }
     Ok(SecretString::from(text))
+}
+
+/// A boolean answer field such as `isReboot`; `missing` says which is absent.
+fn flag(body: &Value, field: &str, missing: &'static str) -> Result<bool, ApiError> {
+    body.get(field)
+        .and_then(Value::as_bool)
+        .ok_or(ApiError::BadBody(missing))
 }
 
 #[cfg(test)]

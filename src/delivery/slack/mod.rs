@@ -9,7 +9,7 @@ use serde_json::json;
 
 mod config;
 
-use super::http::{check_status, read_answer, retry_after, transport_error};
+use super::http::{check_status, post_json, read_answer, retry_after};
 use super::{Notification, SendError, Templates};
 use crate::redact::Redactor;
 
@@ -49,14 +49,7 @@ impl Slack {
             "text": text,
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
         });
-        let response = self
-            .http
-            .post(self.url.expose_secret())
-            .json(&body)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = post_json(&self.http, self.url.expose_secret(), &body, self.timeout).await?;
         let Err(mut error) = check_status(response.status(), retry_after(response.headers()))
         else {
             return Ok(());

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 mod config;
 
-use super::http::{check_status, read_answer, retry_after, transport_error};
+use super::http::{check_status, post_json, read_answer, retry_after};
 use super::{Notification, Reason, SendError, Templates};
 use crate::redact::Redactor;
 
@@ -64,14 +64,7 @@ impl Telegram {
             "parse_mode": "HTML",
             "disable_web_page_preview": true,
         });
-        let response = self
-            .http
-            .post(self.url.expose_secret())
-            .json(&body)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = post_json(&self.http, self.url.expose_secret(), &body, self.timeout).await?;
         let status = response.status();
         let header_retry = retry_after(response.headers());
         let answer: Value = match read_answer(response).await {
