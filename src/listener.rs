@@ -27,8 +27,6 @@ use crate::shutdown::Tasks;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection on which nothing is read or written for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default `[daemon] max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// At most this share of the process's file descriptors goes to the
 /// listener; the rest is for vendor calls, channels and the state file.
 const FD_SHARE_DIVISOR: u64 = 4;

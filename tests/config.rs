@@ -231,21 +231,21 @@ fn full_fixture_loads_every_key() {
         }
     );
     match &ops.kind {
-        ChannelKind::Webhook(relinkd::delivery::webhook::Config { url, secret }) => {
+        ChannelKind::Webhook(relinkd::config::WebhookConfig { url, secret }) => {
             assert_eq!(url, "https://hooks.example.com/relinkd");
             assert_eq!(secret.as_ref().unwrap().expose(), b"ops key");
         }
         other => panic!("{other:?}"),
     }
     match &config.channel("audit.hook_2").unwrap().kind {
-        ChannelKind::Webhook(relinkd::delivery::webhook::Config { url, secret }) => {
+        ChannelKind::Webhook(relinkd::config::WebhookConfig { url, secret }) => {
             assert_eq!(url, "http://127.0.0.1:8080/hook");
             assert_eq!(secret.as_ref().unwrap().expose(), b"audit");
         }
         other => panic!("{other:?}"),
     }
     match &config.channel("files-hook").unwrap().kind {
-        ChannelKind::Webhook(relinkd::delivery::webhook::Config { secret, .. }) => {
+        ChannelKind::Webhook(relinkd::config::WebhookConfig { secret, .. }) => {
             assert_eq!(secret.as_ref().unwrap().expose(), b"files key bytes")
         }
         other => panic!("{other:?}"),
@@ -257,7 +257,7 @@ fn full_fixture_loads_every_key() {
     assert_eq!(console.templates, TemplateOverrides::default());
 
     let telegram = |name: &str| match &config.channel(name).unwrap().kind {
-        ChannelKind::Telegram(relinkd::delivery::telegram::Config {
+        ChannelKind::Telegram(relinkd::config::TelegramConfig {
             bot_token,
             chat_id,
             api_base,
@@ -305,7 +305,7 @@ fn full_fixture_loads_every_key() {
         ("slack-cred", "https://hooks.slack.com/services/T0/B0/cred"),
     ] {
         match &config.channel(name).unwrap().kind {
-            ChannelKind::Slack(relinkd::delivery::slack::Config { url: loaded }) => {
+            ChannelKind::Slack(relinkd::config::SlackConfig { url: loaded }) => {
                 assert_eq!(loaded.expose_secret(), url)
             }
             other => panic!("{other:?}"),
@@ -318,7 +318,7 @@ fn full_fixture_loads_every_key() {
 
     let mail = config.channel("mail-ops").unwrap();
     match &mail.kind {
-        ChannelKind::Email(relinkd::delivery::email::Config {
+        ChannelKind::Email(relinkd::config::EmailConfig {
             smtp_host,
             smtp_port,
             tls,
@@ -355,7 +355,7 @@ fn full_fixture_loads_every_key() {
         Some("Code for {{ instance_name }}: {{ code }}")
     );
     let password_of = |name: &str| match &config.channel(name).unwrap().kind {
-        ChannelKind::Email(relinkd::delivery::email::Config {
+        ChannelKind::Email(relinkd::config::EmailConfig {
             password,
             smtp_port,
             tls,
@@ -379,7 +379,7 @@ fn full_fixture_loads_every_key() {
 
     let wa = config.channel("wa-admins").unwrap();
     match &wa.kind {
-        ChannelKind::Whatsapp(relinkd::delivery::whatsapp::Config { via, chat_ids }) => {
+        ChannelKind::Whatsapp(relinkd::config::WhatsappConfig { via, chat_ids }) => {
             assert_eq!(*via, 7);
             assert_eq!(
                 chat_ids,
@@ -1241,7 +1241,7 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
     let config = ok_channel(TELEGRAM);
     let extra = config.channel("extra").unwrap();
     match &extra.kind {
-        ChannelKind::Telegram(relinkd::delivery::telegram::Config {
+        ChannelKind::Telegram(relinkd::config::TelegramConfig {
             bot_token,
             chat_id,
             api_base,
@@ -1261,7 +1261,7 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
     ] {
         let config = ok_channel(&edit(TELEGRAM, "chat_id = -1001234567890", written));
         match &config.channel("extra").unwrap().kind {
-            ChannelKind::Telegram(relinkd::delivery::telegram::Config { chat_id, .. }) => {
+            ChannelKind::Telegram(relinkd::config::TelegramConfig { chat_id, .. }) => {
                 assert_eq!(chat_id, stored, "{written}")
             }
             other => panic!("{other:?}"),
@@ -1269,7 +1269,7 @@ fn telegram_api_base_defaults_and_chat_id_forms_are_accepted() {
     }
     let config = ok_channel(&format!("{TELEGRAM}api_base = \"http://127.0.0.1:8081/\""));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Telegram(relinkd::delivery::telegram::Config { api_base, .. }) => {
+        ChannelKind::Telegram(relinkd::config::TelegramConfig { api_base, .. }) => {
             assert_eq!(api_base, "http://127.0.0.1:8081")
         }
         other => panic!("{other:?}"),
@@ -1286,7 +1286,7 @@ fn email_port_defaults_follow_tls() {
     ] {
         let config = ok_channel(&format!("{EMAIL}{tls}"));
         match &config.channel("extra").unwrap().kind {
-            ChannelKind::Email(relinkd::delivery::email::Config {
+            ChannelKind::Email(relinkd::config::EmailConfig {
                 smtp_host,
                 smtp_port,
                 tls: got,
@@ -1307,7 +1307,7 @@ fn email_port_defaults_follow_tls() {
     }
     let config = ok_channel(&format!("{EMAIL}tls = \"tls\"\nsmtp_port = 2465"));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Email(relinkd::delivery::email::Config { smtp_port, .. }) => {
+        ChannelKind::Email(relinkd::config::EmailConfig { smtp_port, .. }) => {
             assert_eq!(*smtp_port, 2465)
         }
         other => panic!("{other:?}"),
@@ -1320,7 +1320,7 @@ fn email_with_username_loads_its_password() {
         "{EMAIL}username = \"relinkd\"\npassword_env = \"SMTP_PASSWORD\""
     ));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Email(relinkd::delivery::email::Config {
+        ChannelKind::Email(relinkd::config::EmailConfig {
             username, password, ..
         }) => {
             assert_eq!(username.as_deref(), Some("relinkd"));
@@ -1414,7 +1414,7 @@ fn slack_inline_url_is_accepted_with_a_secret_warning() {
     let config =
         ok_channel("type = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/inline\"\n");
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Slack(relinkd::delivery::slack::Config { url }) => assert_eq!(
+        ChannelKind::Slack(relinkd::config::SlackConfig { url }) => assert_eq!(
             url.expose_secret(),
             "https://hooks.slack.com/services/T0/B0/inline"
         ),
@@ -1442,7 +1442,7 @@ fn whatsapp_channel_sends_through_another_instance() {
         ))
     ));
     match &config.channel("extra").unwrap().kind {
-        ChannelKind::Whatsapp(relinkd::delivery::whatsapp::Config { via, chat_ids }) => {
+        ChannelKind::Whatsapp(relinkd::config::WhatsappConfig { via, chat_ids }) => {
             assert_eq!(*via, 7);
             assert_eq!(chat_ids.len(), 3);
             assert_eq!(chat_ids[1], "120363043968066561@g.us");
@@ -2139,16 +2139,16 @@ channels = ["a"]
     }
     for ch in &config.channels {
         match &ch.kind {
-            ChannelKind::Webhook(relinkd::delivery::webhook::Config { secret, .. }) => {
+            ChannelKind::Webhook(relinkd::config::WebhookConfig { secret, .. }) => {
                 assert_eq!(secret.as_ref().unwrap().expose(), MARKER.as_bytes())
             }
-            ChannelKind::Telegram(relinkd::delivery::telegram::Config { bot_token, .. }) => {
+            ChannelKind::Telegram(relinkd::config::TelegramConfig { bot_token, .. }) => {
                 assert_eq!(bot_token.expose_secret(), MARKER)
             }
-            ChannelKind::Slack(relinkd::delivery::slack::Config { url }) => {
+            ChannelKind::Slack(relinkd::config::SlackConfig { url }) => {
                 assert_eq!(url.expose_secret(), slack_url)
             }
-            ChannelKind::Email(relinkd::delivery::email::Config { password, .. }) => {
+            ChannelKind::Email(relinkd::config::EmailConfig { password, .. }) => {
                 assert_eq!(password.as_ref().unwrap().expose_secret(), MARKER)
             }
             other => unreachable!("{other:?}"),

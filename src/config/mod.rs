@@ -35,8 +35,13 @@ use sha2::{Digest, Sha256};
 use crate::greenapi::Endpoint;
 use crate::validation::{KeyError, Report, SecretContext, read_regular};
 
+pub use crate::delivery::email::Config as EmailConfig;
 pub use crate::delivery::email::EmailTls;
+pub use crate::delivery::slack::Config as SlackConfig;
+pub use crate::delivery::telegram::Config as TelegramConfig;
+pub use crate::delivery::webhook::Config as WebhookConfig;
 pub use crate::delivery::webhook::{InvalidWebhookSecret, WebhookSecret};
+pub use crate::delivery::whatsapp::Config as WhatsappConfig;
 pub use crate::delivery::{ChannelConfig, ChannelKind, TemplateOverrides};
 pub use crate::validation::{Environment, Issue, ProcessEnv};
 

@@ -5,10 +5,7 @@ mod error;
 mod metrics;
 mod state;
 
-pub use client::{
-    Client, CodeReply, Endpoint, InstanceApi, MIN_CALL_GAP, Method, VENDOR_CALL_INTERVAL,
-    WaSettings,
-};
+pub use client::{Client, CodeReply, Endpoint, InstanceApi, Method, VENDOR_CALL_INTERVAL};
 pub use error::ApiError;
 pub use metrics::ApiMetrics;
 pub use state::InstanceState;

@@ -11,5 +11,4 @@ mod view;
 
 pub use fleet::{Changes, Fleet, FleetDeps};
 pub use metrics::LinkerMetrics;
-pub use policy::{Action, Input, Notice, Phase, Policy};
-pub use view::{FleetView, InstanceStatus, Summary};
+pub use view::{FleetView, InstanceStatus};

@@ -17,6 +17,6 @@ pub use files::{FileProblem, read_regular};
 pub use keys::{KeyError, Keys};
 pub use report::{Issue, Report, Reported};
 pub use secrets::{
-    Environment, Loaded, ProcessEnv, RawSecret, SecretContext, Sources, required_secret, resolve,
+    Environment, ProcessEnv, RawSecret, SecretContext, Sources, required_secret, resolve,
 };
-pub use values::{MAX_DURATION, describe, duration, http_url, integer, socket_addr, timezone};
+pub use values::{describe, duration, http_url, integer, socket_addr, timezone};
