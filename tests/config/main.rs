@@ -1,0 +1,9 @@
+//! Integration tests of `relinkd::config` through its public API, by concern.
+
+mod accepted;
+mod channel_rejections;
+mod channels;
+mod hardening;
+mod rejected;
+mod secrets;
+mod support;
