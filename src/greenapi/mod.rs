@@ -1,11 +1,14 @@
 //! GREEN-API: the vendor's methods, states and errors (see GREENAPI.md).
 
+mod answer;
 mod client;
 mod error;
+mod method;
 mod metrics;
 mod state;
 
-pub use client::{Client, CodeReply, Endpoint, InstanceApi, Method, VENDOR_CALL_INTERVAL};
+pub use client::{Client, CodeReply, Endpoint, InstanceApi, VENDOR_CALL_INTERVAL};
 pub use error::ApiError;
+pub use method::Method;
 pub use metrics::ApiMetrics;
 pub use state::InstanceState;

@@ -464,5 +464,5 @@ fn jitter(rng: &mut SmallRng, d: Duration) -> Duration {
 }
 
 #[cfg(test)]
-#[path = "policy_tests.rs"]
+#[path = "policy_tests/mod.rs"]
 mod tests;

@@ -27,6 +27,7 @@ mod faults;
 mod http;
 mod reply;
 mod state;
+mod store;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,7 +40,8 @@ use tokio::time::Instant;
 pub use cli::{SimArgs, fleet, run_cli};
 pub use faults::{Fault, FaultKind};
 
-use state::{InstanceSim, Store};
+use state::InstanceSim;
+use store::Store;
 
 /// How the simulated vendor behaves.
 #[derive(Debug, Clone)]
