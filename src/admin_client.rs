@@ -35,8 +35,11 @@ pub enum ClientError {
 }
 
 struct Api {
+    /// `http://{[daemon] listen}`.
     base: String,
+    /// The admin token, sent only as a bearer header.
     token: SecretString,
+    /// Follows no redirect: a redirect would carry the token elsewhere.
     http: reqwest::Client,
 }
 

@@ -151,12 +151,18 @@ impl Reloaded<'_> {
 pub struct Control {
     /// The running config (its `[daemon]` as at start, but for the token).
     pub config: Config,
+    /// Owned here alone: only this task starts, changes and stops
+    /// supervisors.
     pub fleet: Fleet,
+    /// Reads the config file for a reload.
     pub loader: Loader,
+    /// Tells systemd a reload is under way, and its outcome (`STATUS=`).
     pub notifier: Notifier,
     /// Builds a reload's WhatsApp channels.
     pub client: Client,
+    /// Builds a reload's HTTP channels.
     pub http: reqwest::Client,
+    /// A reload registers its new channels' series and removes the old.
     pub delivery_metrics: DeliveryMetrics,
     pub reload_metrics: ReloadMetrics,
     /// Shared with the admin API, which checks requests against it.
@@ -165,7 +171,9 @@ pub struct Control {
 
 /// A config being read for a reload, and who waits for its outcome.
 struct Pending {
+    /// The read, on a blocking thread.
     load: JoinHandle<Result<Config, ConfigError>>,
+    /// Admin API requests waiting for this reload's outcome.
     replies: Vec<oneshot::Sender<Result<Changes, String>>>,
 }
 

@@ -41,7 +41,9 @@ pub enum DaemonError {
 }
 
 pub struct Daemon {
+    /// The config loaded at start; the control task owns it once running.
     config: Config,
+    /// How reloads read the config (tests pass their own environment).
     loader: Loader,
     notifier: Notifier,
     /// Handed out by [`Daemon::commands`] (SIGHUP, tests) and to the admin API.
@@ -52,11 +54,17 @@ pub struct Daemon {
 
 /// The nodes of the shutdown tree, in the order [`drain`] stops them.
 struct Stages {
+    /// The control task (reloads, relinks).
     control: Tasks,
+    /// The watchdog and `STATUS=` reporter.
     health: Tasks,
+    /// One task per instance, each under its own token.
     supervisors: Tasks,
+    /// Notifications in flight, each under its own token.
     deliveries: Tasks,
+    /// The state writer.
     state: Tasks,
+    /// The admin listener and its connections.
     listener: Tasks,
 }
 

@@ -16,6 +16,7 @@ pub trait TextSource: Send + Sync {
 /// The exported metrics. Cheap to clone (everything inside is shared).
 #[derive(Clone)]
 pub struct Metrics {
+    /// Components register their families here at build time.
     registry: Registry,
     /// Rendered after the registry, in the order added.
     sources: Arc<RwLock<Vec<Arc<dyn TextSource>>>>,

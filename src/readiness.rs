@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Clone, Default)]
 pub struct Readiness {
+    /// Shared by the daemon (started), the health reporter (progressing),
+    /// the fleet (dead supervisors) and the admin API (reads).
     inner: Arc<Inner>,
 }
 

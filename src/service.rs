@@ -8,6 +8,8 @@ use sd_notify::NotifyState;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Notifier {
+    /// Whether systemd gave a `NOTIFY_SOCKET`; without one every call is a
+    /// no-op.
     enabled: bool,
 }
 

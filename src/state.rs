@@ -90,7 +90,10 @@ fn no_follow() -> OpenOptions {
 /// long as any clone of the store lives).
 #[derive(Debug, Clone)]
 pub struct StateStore {
+    /// `[daemon] state_dir`; only this store writes in it.
     dir: PathBuf,
+    /// The open, flocked `relinkd.lock`: held for the store's life, so a
+    /// second relinkd on the same directory is refused.
     _lock: std::sync::Arc<File>,
 }
 
@@ -235,7 +238,10 @@ impl StateStore {
 /// a record only when it changes) and the writer task.
 #[derive(Clone, Default)]
 pub struct StateBoard {
+    /// Each instance's episode, written by its supervisor (the only writer
+    /// of its entry) and read by the writer task.
     records: Arc<Mutex<BTreeMap<u64, Record>>>,
+    /// Wakes the writer task after a change.
     changed: Arc<Notify>,
 }
 

@@ -110,7 +110,7 @@ pub(super) fn check(
         });
 
         let type_name = ch.kind.as_deref();
-        let known_type = type_name.and_then(|t| TYPES.into_iter().find(|k| k.name == t));
+        let known_type = type_name.and_then(|t| TYPES.iter().copied().find(|k| k.name == t));
         let templates = templates(
             &prefix,
             known_type.map(|k| k.name),

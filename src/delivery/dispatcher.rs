@@ -24,15 +24,21 @@ pub enum Outcome {
 
 struct Entry {
     channel: Arc<dyn Channel>,
+    /// The configured limit, to tell whether a reload changed it.
     per_minute: Option<u32>,
+    /// Shared by every delivery on this channel; kept across a reload that
+    /// leaves the limit alone.
     gate: RateGate,
 }
 
 /// Fans notifications out to channels by name.
 #[derive(Clone)]
 pub struct Dispatcher {
+    /// Built from the config; a reload builds a new dispatcher rather than
+    /// changing this one, so deliveries in flight keep theirs.
     channels: Arc<HashMap<String, Entry>>,
     metrics: DeliveryMetrics,
+    /// The backoff of every notification's retries.
     retry: RetryPolicy,
 }
 

@@ -1,7 +1,6 @@
 //! The channel types. Each is a folder holding its config (its keys, their
 //! checks, its default rate limit) and its `build()`; here they are listed
-//! once. A new channel type is a folder, a variant of [`ChannelKind`] and an
-//! entry of [`TYPES`].
+//! once. A new channel type is a folder and one line of `channel_types!`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,17 +32,6 @@ impl ChannelConfig {
     }
 }
 
-/// One variant per channel type, holding that type's config.
-#[derive(Debug, Clone)]
-pub enum ChannelKind {
-    Webhook(webhook::Config),
-    Console(console::Config),
-    Telegram(telegram::Config),
-    Slack(slack::Config),
-    Email(email::Config),
-    Whatsapp(whatsapp::Config),
-}
-
 /// What config validation needs to know of a channel type.
 pub struct ChannelType {
     /// The `type` key's value.
@@ -57,15 +45,47 @@ pub struct ChannelType {
     pub check: fn(&Keys, &CheckContext<'_>, &mut Report) -> Result<Option<ChannelKind>, KeyError>,
 }
 
-/// Every channel type, in the order their keys are listed in messages.
-pub const TYPES: [&ChannelType; 6] = [
-    &webhook::TYPE,
-    &console::TYPE,
-    &telegram::TYPE,
-    &slack::TYPE,
-    &email::TYPE,
-    &whatsapp::TYPE,
-];
+/// Lists the channel types once: a [`ChannelKind`] variant and a [`TYPES`]
+/// entry each, and the dispatch to each type's `TYPE` and `build()`.
+macro_rules! channel_types {
+    ($($variant:ident => $module:ident),+ $(,)?) => {
+        /// One variant per channel type, holding that type's config.
+        #[derive(Debug, Clone)]
+        pub enum ChannelKind {
+            $($variant($module::Config)),+
+        }
+
+        /// Every channel type, in the order their keys are listed in messages.
+        pub const TYPES: &[&ChannelType] = &[$(&$module::TYPE),+];
+
+        impl ChannelKind {
+            pub fn channel_type(&self) -> &'static ChannelType {
+                match self {
+                    $(ChannelKind::$variant(_) => &$module::TYPE),+
+                }
+            }
+
+            fn build(
+                &self,
+                common: &Common<'_>,
+                deps: &BuildDeps<'_>,
+            ) -> Result<Arc<dyn Channel>, String> {
+                match self {
+                    $(ChannelKind::$variant(config) => config.build(common, deps)),+
+                }
+            }
+        }
+    };
+}
+
+channel_types! {
+    Webhook => webhook,
+    Console => console,
+    Telegram => telegram,
+    Slack => slack,
+    Email => email,
+    Whatsapp => whatsapp,
+}
 
 /// What a type's check needs besides its keys.
 pub struct CheckContext<'a> {
@@ -91,17 +111,6 @@ pub struct BuildError {
 }
 
 impl ChannelKind {
-    pub fn channel_type(&self) -> &'static ChannelType {
-        match self {
-            ChannelKind::Webhook(_) => &webhook::TYPE,
-            ChannelKind::Console(_) => &console::TYPE,
-            ChannelKind::Telegram(_) => &telegram::TYPE,
-            ChannelKind::Slack(_) => &slack::TYPE,
-            ChannelKind::Email(_) => &email::TYPE,
-            ChannelKind::Whatsapp(_) => &whatsapp::TYPE,
-        }
-    }
-
     /// The `type` key's value.
     pub fn type_name(&self) -> &'static str {
         self.channel_type().name
@@ -130,17 +139,11 @@ impl ChannelConfig {
             timeout: self.attempt_timeout,
             templates: &self.templates,
         };
-        match &self.kind {
-            ChannelKind::Webhook(c) => c.build(&common, deps),
-            ChannelKind::Console(c) => c.build(&common),
-            ChannelKind::Telegram(c) => c.build(&common, deps),
-            ChannelKind::Slack(c) => c.build(&common, deps),
-            ChannelKind::Email(c) => c.build(&common),
-            ChannelKind::Whatsapp(c) => c.build(&common, deps),
-        }
-        .map_err(|message| BuildError {
-            channel: self.name.clone(),
-            message,
-        })
+        self.kind
+            .build(&common, deps)
+            .map_err(|message| BuildError {
+                channel: self.name.clone(),
+                message,
+            })
     }
 }

@@ -50,9 +50,12 @@ pub struct WaSettings {
 /// requests in flight.
 #[derive(Clone)]
 pub struct Client {
+    /// One connection pool for every vendor host.
     http: reqwest::Client,
+    /// `[daemon] max_concurrent_requests` permits, shared by the fleet.
     in_flight: Arc<Semaphore>,
     metrics: ApiMetrics,
+    /// Requests answered or failed; read by the health reporter.
     completed: Arc<AtomicU64>,
     /// One slot per instance id, shared by every handle to it (the
     /// supervisor's polls and a WhatsApp channel sending through it).
@@ -137,12 +140,17 @@ impl Client {
 /// One instance's view of the vendor. Cloning shares the pacing.
 #[derive(Clone)]
 pub struct InstanceApi {
+    /// The fleet's client: its pool, permits and metrics.
     client: Client,
+    /// `{apiUrl}/waInstance{id}/`.
     prefix: String,
+    /// Goes only into request URLs, which are never printed.
     token: SecretString,
     /// Cuts the token out of any text an error quotes.
     redactor: Redactor,
+    /// Per request (`request_timeout`).
     timeout: Duration,
+    /// Pacing and last poll, shared with every handle to this instance.
     slot: Arc<Slot>,
 }
 

@@ -31,13 +31,18 @@ const START_SPREAD_PER_INSTANCE: Duration = Duration::from_millis(20);
 
 /// A running supervisor, as the fleet holds it.
 struct Running {
+    /// The instance's config as last applied, to tell what a reload changed.
     config: InstanceConfig,
     /// Kept across reloads unless the endpoint changes (it holds the pacing).
     api: InstanceApi,
+    /// Relink requests for the supervisor (the control task sends them).
     relinks: mpsc::Sender<()>,
+    /// A reload's new view of the instance.
     updates: watch::Sender<Option<Arc<Update>>>,
     /// Cancelled to stop this one supervisor.
     stop: CancellationToken,
+    /// Awaited when the instance leaves the config, so it cannot publish
+    /// after its record is dropped.
     task: JoinHandle<()>,
 }
 
@@ -52,8 +57,11 @@ pub struct Changes {
 
 /// What the fleet needs from the daemon to run supervisors.
 pub struct FleetDeps {
+    /// Makes each instance's API handle.
     pub client: Client,
+    /// Each instance's series are registered and removed here.
     pub metrics: LinkerMetrics,
+    /// Where supervisors publish their episodes for the state writer.
     pub board: StateBoard,
     /// Told when a supervisor panics.
     pub readiness: Readiness,
@@ -66,11 +74,13 @@ pub struct FleetDeps {
 /// The supervisors, one per configured instance. Owned by the one task that
 /// applies reloads; everyone else reads the [`FleetView`].
 pub struct Fleet {
+    /// What every supervisor is started with.
     deps: FleetDeps,
     /// The current channels, shared with every supervisor.
     dispatcher: watch::Sender<Dispatcher>,
     /// What readers see; kept in step with `running`.
     view: FleetView,
+    /// The supervisors, by instance id.
     running: HashMap<u64, Running>,
 }
 

@@ -18,7 +18,10 @@ use crate::metrics::{Metrics, TextSource, register};
 /// The linker's metrics; cheap to clone.
 #[derive(Clone)]
 pub struct LinkerMetrics {
+    /// Fleet-wide code outcomes, counted by the supervisors.
     pub codes: CodeMetrics,
+    /// Every instance's series; the fleet adds and removes instances, each
+    /// supervisor updates its own, `/metrics` renders them.
     instances: Arc<InstanceTable>,
 }
 

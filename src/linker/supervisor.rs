@@ -73,10 +73,13 @@ pub struct Shared {
 }
 
 pub struct Supervisor {
+    /// The instance as configured; replaced by a reload's update.
     spec: InstanceSpec,
+    /// The linking decisions; owned here alone.
     policy: Policy,
     /// This instance's series; replaced when a reload renames it.
     metrics: Arc<InstanceMetrics>,
+    /// Handles into the rest of the daemon.
     shared: Shared,
     /// Carries `wa_instance` and `instance` for every line logged here and
     /// in this instance's deliveries; replaced when a reload renames it.
@@ -91,7 +94,8 @@ pub struct Supervisor {
     code: Option<SecretString>,
     /// Cancels the outstanding code's delivery once the episode is over.
     code_delivery: Option<CancellationToken>,
-    /// Delivery outcomes, tagged with the code's expiry.
+    /// Delivery outcomes, tagged with the code's expiry: each delivery
+    /// task gets a clone of the sender, the supervisor reads them.
     delivered_tx: mpsc::UnboundedSender<(Instant, bool)>,
     delivered_rx: mpsc::UnboundedReceiver<(Instant, bool)>,
 }

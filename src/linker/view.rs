@@ -41,6 +41,7 @@ pub struct InstanceStatus {
 
 /// One supervisor's view; written by the supervisor, read by anyone.
 pub struct InstanceView {
+    /// Written by the supervisor after each step, read by the admin API.
     status: Mutex<InstanceStatus>,
     /// Milliseconds on the monotonic clock by which the supervisor must have
     /// moved on; past it, the supervisor is wedged.
@@ -82,6 +83,7 @@ impl std::fmt::Display for Summary {
 /// cheap to clone. Only the fleet adds and removes instances.
 #[derive(Clone, Default)]
 pub struct FleetView {
+    /// Added to and removed from by the fleet only, never across an await.
     instances: Arc<RwLock<BTreeMap<u64, Arc<InstanceView>>>>,
 }
 

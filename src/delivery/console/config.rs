@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Console;
 use crate::delivery::Channel;
-use crate::delivery::kinds::{ChannelKind, ChannelType, CheckContext, Common};
+use crate::delivery::kinds::{BuildDeps, ChannelKind, ChannelType, CheckContext, Common};
 use crate::delivery::template::Style;
 use crate::validation::{KeyError, Keys, Report};
 
@@ -31,6 +31,7 @@ impl Config {
     pub(in crate::delivery) fn build(
         &self,
         common: &Common<'_>,
+        _deps: &BuildDeps<'_>,
     ) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(Console::new(
             common.name,

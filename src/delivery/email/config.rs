@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use super::Email;
 use crate::delivery::Channel;
-use crate::delivery::kinds::{ChannelKind, ChannelType, CheckContext, Common};
+use crate::delivery::kinds::{BuildDeps, ChannelKind, ChannelType, CheckContext, Common};
 use crate::delivery::template::Style;
 use crate::validation::{KeyError, Keys, Report, integer, required_secret};
 
@@ -206,6 +206,7 @@ impl Config {
     pub(in crate::delivery) fn build(
         &self,
         common: &Common<'_>,
+        _deps: &BuildDeps<'_>,
     ) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(Email::new(
             common.name,
