@@ -386,7 +386,7 @@ async fn without_an_admin_token_the_admin_api_is_disabled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_is_honoured_while_a_reload_is_stuck_reading_the_config() {
+async fn shutdown_status_and_relink_are_honoured_while_a_reload_is_stuck_reading_the_config() {
     let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
     let (_hook, hook_addr) = Receiver::start().await;
     let (config, _dir) = load_config(&fleet_toml(sim_addr, hook_addr, 1, DEFAULTS));
@@ -411,6 +411,17 @@ async fn shutdown_is_honoured_while_a_reload_is_stuck_reading_the_config() {
         daemon.api_get("/api/v1/instances", Some(ADMIN_TOKEN)),
     )
     .await;
+    // And carries out a relink: commands are not queued behind the read.
+    let id = answered
+        .as_ref()
+        .map_or(serde_json::Value::Null, |(_, body, _)| {
+            body["instances"][0]["id"].clone()
+        });
+    let relinked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        daemon.api_post(&format!("/api/v1/instances/{id}/relink"), Some(ADMIN_TOKEN)),
+    )
+    .await;
     daemon.request_stop();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !daemon.has_stopped() {
@@ -423,6 +434,7 @@ async fn shutdown_is_honoured_while_a_reload_is_stuck_reading_the_config() {
     }
     drop(release);
     assert_eq!(answered.map(|(status, _, _)| status).ok(), Some(200));
+    assert_eq!(relinked.map(|(status, _)| status).ok(), Some(202));
     daemon.stop().await;
 }
 
@@ -565,4 +577,54 @@ async fn reloads_keep_the_vendors_retry_after_whether_or_not_the_instance_change
         );
         s.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_asked_for_during_a_read_get_a_read_of_their_own_and_every_caller_an_answer() {
+    let (_sim, sim_addr) = start_sim(secs(150), &["authorized"]).await;
+    let (_hook, hook_addr) = Receiver::start().await;
+    let toml = fleet_toml(sim_addr, hook_addr, 1, DEFAULTS);
+    let (config, _dir) = load_config(&toml);
+    // Each read waits for the test's go-ahead, then loads the same config.
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let loader: relinkd::daemon::Loader = {
+        let (reads, config) = (reads.clone(), config.clone());
+        std::sync::Arc::new(move |_: &std::path::Path| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = gate.lock().unwrap().recv();
+            Ok(config.clone())
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let daemon = std::sync::Arc::new(Daemon::start_with_loader(config, listener, loader).await);
+    let reload = |daemon: std::sync::Arc<Daemon>| {
+        tokio::spawn(async move { daemon.api_post("/-/reload", Some(ADMIN_TOKEN)).await })
+    };
+    let first = reload(daemon.clone());
+    eventually(secs(5), "the first read started", || {
+        reads.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    // Two more while the first read is under way: the file may have
+    // changed after it began, so they share one read of their own.
+    let second = reload(daemon.clone());
+    let third = reload(daemon.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    go.send(()).unwrap();
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    eventually(secs(5), "the second read started", || {
+        reads.load(std::sync::atomic::Ordering::SeqCst) == 2
+    })
+    .await;
+    go.send(()).unwrap();
+    for reply in [second, third] {
+        let (status, body) = reply.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["unchanged"], 1, "{body}");
+    }
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    std::sync::Arc::into_inner(daemon).unwrap().stop().await;
 }
