@@ -7,8 +7,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::ApiError;
 use super::method::Method;
+use super::{ApiError, InstanceState};
 use crate::redact::Redactor;
 
 /// Vendor error texts are short; anything longer is cut before it reaches a log.
@@ -138,6 +138,16 @@ pub fn linking_code(code: Option<&Value>) -> Result<SecretString, ApiError> {
         ));
     }
     Ok(SecretString::from(text))
+}
+
+/// The answer's `stateInstance`.
+pub fn state_instance(body: &Value) -> Result<InstanceState, ApiError> {
+    body.get("stateInstance")
+        .and_then(Value::as_str)
+        .map(InstanceState::parse)
+        .ok_or(ApiError::BadBody(
+            "`stateInstance` is missing or not a string",
+        ))
 }
 
 /// A boolean answer field such as `isReboot`; `missing` says which is absent.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-use super::answer::{classify, flag, linking_code};
+use super::answer::{classify, flag, linking_code, state_instance};
 use super::method::Method;
 use super::metrics::ApiMetrics;
 use super::{ApiError, InstanceState};
@@ -162,15 +162,7 @@ impl InstanceApi {
 
     pub async fn get_state(&self) -> Result<InstanceState, ApiError> {
         let state = self
-            .call(Method::GetStateInstance, None, |body| {
-                let state =
-                    body.get("stateInstance")
-                        .and_then(Value::as_str)
-                        .ok_or(ApiError::BadBody(
-                            "`stateInstance` is missing or not a string",
-                        ))?;
-                Ok(InstanceState::parse(state))
-            })
+            .call(Method::GetStateInstance, None, state_instance)
             .await?;
         self.slot
             .authorized
@@ -217,15 +209,9 @@ impl InstanceApi {
                     .and_then(Value::as_str)
                     .map(|t| crate::redact::printable(t, 64))
             };
-            let state =
-                body.get("stateInstance")
-                    .and_then(Value::as_str)
-                    .ok_or(ApiError::BadBody(
-                        "`stateInstance` is missing or not a string",
-                    ))?;
             Ok(WaSettings {
                 phone: text("phone").unwrap_or_default(),
-                state: InstanceState::parse(state),
+                state: state_instance(body)?,
                 device_id: text("deviceId").unwrap_or_default(),
             })
         })
