@@ -5,7 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::control::Commands;
-use crate::linker::FleetView;
+use crate::linker::{FleetView, InstanceStatus};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use axum::Json;
@@ -37,7 +37,7 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/api/v1/instances", get(instances))
-        .route("/api/v1/instances/{id}/relink", post(relink))
+        .route("/api/v1/instances/{instance}/relink", post(relink))
         .route("/-/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -136,24 +136,56 @@ async fn instances(State(state): State<AdminState>) -> Response {
     .into_response()
 }
 
-async fn relink(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, "the instance id must be a number");
+/// `{instance}` is an id or a configured name. The answer says what the
+/// relink will do, from the instance's status as it stands.
+async fn relink(State(state): State<AdminState>, Path(which): Path<String>) -> Response {
+    let Some(status) = state.fleet.find(&which) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no instance with that id or name in the running config",
+        );
     };
-    match state.commands.relink(id).await {
+    match state.commands.relink(status.id).await {
         Some(true) => {
-            tracing::info!(wa_instance = id, "relink requested over the admin API");
+            tracing::info!(wa_instance = status.id, instance = %status.name, "relink requested over the admin API");
             (
                 StatusCode::ACCEPTED,
-                Json(json!({ "id": id, "relink": "requested" })),
+                Json(json!({
+                    "id": status.id,
+                    "name": status.name,
+                    "relink": "requested",
+                    "will": what_a_relink_does(&status),
+                })),
             )
                 .into_response()
         }
+        // It left the config between the lookup and the command.
         Some(false) => error(
             StatusCode::NOT_FOUND,
-            "no such instance in the running config",
+            "no instance with that id or name in the running config",
         ),
         None => shutting_down(),
+    }
+}
+
+/// What a relink does to an instance in `status` (the policy's rules: a
+/// pause ends, a valid code is kept, a restricted number gets no code).
+fn what_a_relink_does(status: &InstanceStatus) -> String {
+    let then = "relinkd polls it now and, if it is still unlinked, requests a code";
+    match (status.phase.as_str(), &status.code_expires_at) {
+        ("linking", Some(expires)) => format!(
+            "a code is still valid until {expires}: relinkd polls it now and keeps that code \
+             (a valid code is never replaced); the next code comes when it expires"
+        ),
+        ("paused", _) => format!("the pause ends with a fresh code budget: {then}"),
+        ("restricted", _) => format!(
+            "relinkd polls it now; while WhatsApp restricts the number ({}), no code is requested",
+            status.state.as_deref().unwrap_or("restricted")
+        ),
+        _ if status.consecutive_failures > 0 => {
+            format!("the backoff after errors is cut short: {then}")
+        }
+        _ => then.to_owned(),
     }
 }
 

@@ -117,15 +117,20 @@ pub async fn status(path: &Path, args: &TokenArgs, json: bool) -> Result<(), Cli
     Ok(())
 }
 
-pub async fn relink(path: &Path, args: &TokenArgs, id: u64) -> Result<(), ClientError> {
+/// Relinks the instance `which` names (an id or a configured name) and says
+/// what the daemon will do.
+pub async fn relink(path: &Path, args: &TokenArgs, which: &str) -> Result<(), ClientError> {
     let api = Api::from_config(path, args)?;
-    api.call(
-        api.http
-            .post(format!("{}/api/v1/instances/{id}/relink", api.base)),
-    )
-    .await?;
+    let mut url = reqwest::Url::parse(&api.base).expect("the base is an http URL");
+    url.path_segments_mut()
+        .expect("an http URL has a path")
+        .extend(["api", "v1", "instances", which, "relink"]);
+    let body = api.call(api.http.post(url)).await?;
     println!(
-        "relink requested for {id}: it polls now and, if unlinked, gets a code (a pause ends)."
+        "relink requested for {} ({}): {}.",
+        body["name"].as_str().unwrap_or(which),
+        body["id"],
+        body["will"].as_str().unwrap_or("it polls now")
     );
     Ok(())
 }

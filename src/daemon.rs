@@ -187,7 +187,15 @@ impl Daemon {
             .control
             .spawn(control.serve(inbox, stages.control.clone()));
         reload_metrics.succeeded();
-        tracing::info!(instances = view.len(), channels, %listen, max_connections, "relinkd running");
+        tracing::info!(
+            version = crate::version::VERSION,
+            revision = crate::version::REVISION,
+            instances = view.len(),
+            channels,
+            %listen,
+            max_connections,
+            "relinkd running"
+        );
         readiness.set_started(true);
         notifier.ready(&view.summary().to_string());
         stages.health.spawn(health::report(

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod sim;
 pub mod telemetry;
 pub mod test_channel;
+pub mod version;
 
 mod admin;
 mod delivery;

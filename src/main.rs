@@ -2,68 +2,128 @@
 //! a signal.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
 use relinkd::daemon::Daemon;
-use relinkd::{admin_client, demo, sim, telemetry};
+use relinkd::{admin_client, demo, sim, telemetry, version};
 
 const DEFAULT_CONFIG: &str = "/etc/relinkd/relinkd.toml";
 
+/// The starter config `relinkd config example` prints.
+const STARTER_CONFIG: &str = include_str!("../config/relinkd.starter.toml");
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  failure (the reason is on stderr)
+  2  usage error (unknown command or option)";
+
 #[derive(Parser)]
-#[command(version, about = "Keeps GREEN-API WhatsApp instances linked", long_about = None)]
+#[command(
+    version = version::VERSION,
+    long_version = version::LONG,
+    about = "Keeps GREEN-API WhatsApp instances linked",
+    after_help = EXIT_CODES,
+)]
 struct Cli {
+    /// Log format, over `[daemon] log_format` (default: the config's, else text).
+    #[arg(long, global = true, value_enum, env = "RELINKD_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(arg: LogFormatArg) -> Self {
+        match arg {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// `--config`, shared by every command that reads one.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
     Run {
-        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Validate a config file and print a summary; exit 1 if it is invalid.
     CheckConfig {
-        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
+    /// Config helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The whole loop on this machine, no account needed: a simulated
     /// GREEN-API, the daemon, a console channel and a simulated admin.
     Demo(demo::DemoArgs),
     /// Run the GREEN-API simulator alone.
     Sim(sim::SimArgs),
-    /// Send a test message through channel NAME; exit 1 with the reason if
-    /// it cannot be delivered.
+    /// Send a test message through one channel, showing each attempt; exit
+    /// 1 with the reason if it cannot be delivered.
     TestChannel {
+        /// The channel's `name` in the config.
         name: String,
-        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Show the running daemon's fleet (via its admin API).
     Status {
-        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         token: admin_client::TokenArgs,
     },
-    /// Ask the running daemon for codes now for instance ID (ends a pause).
+    /// Ask the running daemon to poll an instance now (ends a pause; a code
+    /// that is still valid is kept).
     Relink {
-        id: u64,
-        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "RELINKD_CONFIG")]
-        config: PathBuf,
+        /// The instance's id (idInstance) or its `name` in the config.
+        instance: String,
+        #[command(flatten)]
+        config: ConfigArg,
         #[command(flatten)]
         token: admin_client::TokenArgs,
     },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a starter config (its tokens come from environment variables
+    /// it names); it passes check-config once they are set.
+    Example,
 }
 
 /// How long exit waits for blocking work still under way (a config read
@@ -88,46 +148,84 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
+    let log_format = cli.log_format.map(LogFormat::from);
+    // Commands without a config log as text unless told otherwise.
+    let logging = || start_logging(log_format.unwrap_or(LogFormat::Text));
     match cli.command {
-        Command::Run { config } => run(config).await,
-        Command::CheckConfig { config } => check_config(config),
-        Command::Demo(args) => {
-            telemetry::init(LogFormat::Text);
-            report(demo::run(args, shutdown_signal()).await)
+        Command::Run { config } => run(&config.config, log_format).await,
+        Command::CheckConfig { config } => check_config(&config.config),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{STARTER_CONFIG}");
+            ExitCode::SUCCESS
         }
-        Command::Sim(args) => {
-            telemetry::init(LogFormat::Text);
-            report(sim::run_cli(args, shutdown_signal()).await)
+        Command::Demo(args) => match logging() {
+            Ok(()) => report(demo::run(args, shutdown_signal()).await),
+            Err(code) => code,
+        },
+        Command::Sim(args) => match logging() {
+            Ok(()) => report(sim::run_cli(args, shutdown_signal()).await),
+            Err(code) => code,
+        },
+        Command::TestChannel { name, config } => {
+            test_channel(&config.config, &name, log_format).await
         }
-        Command::TestChannel { name, config } => test_channel(config, &name).await,
         Command::Status {
             config,
             json,
             token,
-        } => report(admin_client::status(&config, &token, json).await),
-        Command::Relink { id, config, token } => {
-            report(admin_client::relink(&config, &token, id).await)
+        } => report(admin_client::status(&config.config, &token, json).await),
+        Command::Relink {
+            instance,
+            config,
+            token,
+        } => report(admin_client::relink(&config.config, &token, &instance).await),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "relinkd",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            report(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()))
         }
     }
 }
 
 /// The config at `path`, or the reason on stderr and a failing exit code.
-fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|error| {
         eprintln!("relinkd: {error}");
         ExitCode::FAILURE
     })
 }
 
-async fn run(path: PathBuf) -> ExitCode {
-    let config = match load_config(&path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    telemetry::init(config.daemon.log_format);
+/// Logging in `format`, or the reason (a bad `RUST_LOG`) and a failing code.
+fn start_logging(format: LogFormat) -> Result<(), ExitCode> {
+    telemetry::init(format).map_err(|error| {
+        eprintln!("relinkd: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The config, with logging set up in the format asked for (the flag or
+/// `RELINKD_LOG_FORMAT` over the config's), and its warnings logged.
+fn load_and_log(path: &Path, log_format: Option<LogFormat>) -> Result<Config, ExitCode> {
+    let config = load_config(path)?;
+    start_logging(log_format.unwrap_or(config.daemon.log_format))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    Ok(config)
+}
+
+async fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
+    let config = match load_and_log(path, log_format) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let listen = config.daemon.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
@@ -152,12 +250,11 @@ fn reload_on_sighup(commands: Commands) {
     });
 }
 
-async fn test_channel(path: PathBuf, name: &str) -> ExitCode {
-    let config = match load_config(&path) {
+async fn test_channel(path: &Path, name: &str, log_format: Option<LogFormat>) -> ExitCode {
+    let config = match load_and_log(path, log_format) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    telemetry::init(config.daemon.log_format);
     match relinkd::test_channel::run(&config, name).await {
         Ok(()) => {
             println!("channel {name}: test message delivered");
@@ -170,8 +267,8 @@ async fn test_channel(path: PathBuf, name: &str) -> ExitCode {
     }
 }
 
-fn check_config(path: PathBuf) -> ExitCode {
-    let config = match load_config(&path) {
+fn check_config(path: &Path) -> ExitCode {
+    let config = match load_config(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -210,5 +307,37 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} {id} has no help text");
+            }
+            for sub in command.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no about",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "relinkd");
     }
 }

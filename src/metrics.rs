@@ -38,8 +38,8 @@ impl Metrics {
                 "relinkd_build_info",
                 "relinkd's version and revision; always 1.",
             )
-            .const_label("version", env!("CARGO_PKG_VERSION"))
-            .const_label("revision", env!("RELINKD_REVISION")),
+            .const_label("version", crate::version::VERSION)
+            .const_label("revision", crate::version::REVISION),
         )
         .expect("valid metric");
         build_info.set(1);

@@ -3,9 +3,18 @@
 //! fields of the spans a line is logged in (a supervisor's `wa_instance`
 //! and `instance`) sit at the top level beside the line's own, as they
 //! would if every line named them.
+//!
+//! Under systemd, when stderr is the journal (`JOURNAL_STREAM` names it),
+//! each line starts with its syslog priority (`<3>` error, `<4>` warning,
+//! `<6>` info, `<7>` debug), sd-daemon(3)'s convention, so `journalctl -p
+//! warning` finds warnings and errors; text lines then leave the timestamp
+//! to the journal.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::MetadataExt as _;
 
+use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -14,20 +23,125 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = match format {
-        LogFormat::Text => tracing_subscriber::fmt()
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(
+        "RUST_LOG={value:?} is not a valid log filter: {error} (e.g. RUST_LOG=info or RUST_LOG=relinkd=debug)"
+    )]
+    Filter { value: String, error: String },
+}
+
+/// Sets up logging for the process; an invalid `RUST_LOG` is an error
+/// rather than a silent `info`.
+pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref())?;
+    let journal = stderr_is_the_journal();
+    let writer = Stderr { journal };
+    let _ = match (format, journal) {
+        (LogFormat::Text, false) => tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
-        LogFormat::Json => tracing_subscriber::registry()
+        (LogFormat::Text, true) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(false)
+            .without_time()
+            .try_init(),
+        (LogFormat::Json, _) => tracing_subscriber::registry()
             .with(filter)
-            .with(json_lines(std::io::stderr))
+            .with(json_lines(writer))
             .try_init()
             .map_err(Into::into),
     };
+    Ok(())
+}
+
+/// The filter `RUST_LOG` asks for; unset or blank means `info`.
+fn filter(rust_log: Option<&str>) -> Result<EnvFilter, TelemetryError> {
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(EnvFilter::new("info")),
+        Some(value) => EnvFilter::try_new(value).map_err(|e| TelemetryError::Filter {
+            value: value.to_owned(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// Whether stderr is the journal's stream: `JOURNAL_STREAM` is set (by
+/// systemd) to the device and inode of stderr. A redirected stderr keeps
+/// the variable but not the inode.
+fn stderr_is_the_journal() -> bool {
+    let Some(named) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some(meta) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+    else {
+        return false;
+    };
+    named == format!("{}:{}", meta.dev(), meta.ino())
+}
+
+/// The syslog priority prefix of a level (sd-daemon(3)).
+fn priority(level: &Level) -> &'static [u8] {
+    match *level {
+        Level::ERROR => b"<3>",
+        Level::WARN => b"<4>",
+        Level::INFO => b"<6>",
+        Level::DEBUG | Level::TRACE => b"<7>",
+    }
+}
+
+/// Stderr, each line prefixed with its priority when stderr is the journal.
+#[derive(Clone, Copy)]
+struct Stderr {
+    journal: bool,
+}
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        Line { prefix: None }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
+        Line {
+            prefix: self.journal.then(|| priority(meta.level())),
+        }
+    }
+}
+
+/// One formatted line on its way to stderr.
+struct Line {
+    /// Written once, before the line (the formatter writes a whole line at a
+    /// time), and in the same write, so threads cannot interleave them.
+    prefix: Option<&'static [u8]>,
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        match self.prefix.take() {
+            Some(prefix) => {
+                let mut line = Vec::with_capacity(prefix.len() + buf.len());
+                line.extend_from_slice(prefix);
+                line.extend_from_slice(buf);
+                stderr.write_all(&line)?;
+            }
+            None => stderr.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// One JSON object per line: time, level, target, message, the line's
@@ -70,6 +184,26 @@ mod tests {
         fn make_writer(&'a self) -> Self::Writer {
             self.clone()
         }
+    }
+
+    #[test]
+    fn an_invalid_rust_log_is_an_error_naming_it_and_blank_is_info() {
+        let e = filter(Some("relinkd=loud")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("RUST_LOG=\"relinkd=loud\" is not a valid log filter"),
+            "{e}"
+        );
+        assert!(filter(Some("  ")).is_ok());
+        assert!(filter(None).is_ok());
+        assert!(filter(Some("relinkd=debug,info")).is_ok());
+    }
+
+    #[test]
+    fn priorities_follow_sd_daemon() {
+        assert_eq!(priority(&Level::ERROR), b"<3>");
+        assert_eq!(priority(&Level::WARN), b"<4>");
+        assert_eq!(priority(&Level::INFO), b"<6>");
+        assert_eq!(priority(&Level::DEBUG), b"<7>");
     }
 
     #[test]

@@ -142,3 +142,45 @@ async fn relink_ends_a_pause_with_a_fresh_code_and_a_wrong_token_is_refused_ever
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("404"));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relink_takes_a_name_and_says_a_valid_code_is_kept() {
+    let (daemon, dir, sim, _hook) = daemon_with_config_file(150).await;
+    let dir = std::sync::Arc::new(dir);
+    let unlinked = FIRST_ID + 1;
+    let out = run(&dir, &["relink", "line-1"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "relink requested for line-1 ({unlinked}): a code is still valid until "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("keeps that code (a valid code is never replaced)"),
+        "{stdout}"
+    );
+    // And it does as it says: polled, no second code.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.codes_issued(unlinked), 1);
+
+    let linked = run(&dir, &["relink", "line-0"]).await;
+    assert!(linked.status.success());
+    assert!(
+        String::from_utf8_lossy(&linked.stdout).contains(&format!(
+            "relink requested for line-0 ({FIRST_ID}): relinkd polls it now and, if it is still \
+             unlinked, requests a code."
+        )),
+        "{}",
+        String::from_utf8_lossy(&linked.stdout)
+    );
+    let unknown = run(&dir, &["relink", "no such line"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("404"));
+    daemon.stop().await;
+}

@@ -3,7 +3,12 @@
 use std::process::Command;
 
 fn relinkd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_relinkd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relinkd"));
+    command
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RELINKD_LOG_FORMAT")
+        .env_remove("RUST_LOG");
+    command
 }
 
 /// `text` with `from` replaced by `to`; fails if `from` is not there.
@@ -239,4 +244,128 @@ fn a_second_daemon_on_the_same_state_dir_exits_1_naming_the_first() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by another relinkd"), "{stderr}");
     assert!(stderr.contains(&format!("pid {first_pid}")), "{stderr}");
+}
+
+#[test]
+fn the_starter_config_passes_check_config_once_its_variables_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = relinkd().args(["config", "example"]).output().unwrap();
+    assert!(out.status.success());
+    let path = write(
+        &dir,
+        "relinkd.toml",
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+    let variables = [
+        "RELINKD_ADMIN_TOKEN",
+        "RELINKD_WEBHOOK_SECRET",
+        "GREENAPI_TOKEN_SALES",
+    ];
+    let mut bare = relinkd();
+    for name in variables {
+        bare.env_remove(name);
+    }
+    let refused = bare
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for name in variables {
+        assert!(
+            stderr.contains(&format!("environment variable {name} is not set")),
+            "{stderr}"
+        );
+    }
+    let accepted = relinkd()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("RELINKD_ADMIN_TOKEN", "an-admin-token-of-some-length")
+        .env(
+            "RELINKD_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .env(
+            "GREENAPI_TOKEN_SALES",
+            "0123456789abcdef0123456789abcdef0123456789abcdef00",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains(": ok: 1 instances, 1 channels"));
+}
+
+#[test]
+fn version_names_the_revision_the_build_date_and_the_compiler() {
+    let out = relinkd().arg("--version").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("relinkd {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    for field in ["revision: ", "built:    ", "compiler: rustc "] {
+        assert!(text.contains(field), "{field:?} missing in:\n{text}");
+    }
+}
+
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    let bash = relinkd().args(["completions", "bash"]).output().unwrap();
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(
+        bash.contains("_relinkd()") && bash.contains("check-config"),
+        "{bash}"
+    );
+    let zsh = relinkd().args(["completions", "zsh"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef relinkd"));
+    let man = relinkd().arg("man").output().unwrap();
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH relinkd"),
+        "{man}"
+    );
+    assert!(
+        man.contains("Exit status"),
+        "the man page documents exit codes"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let usage = relinkd().arg("no-such-command").output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let failure = relinkd()
+        .args(["check-config", "--config", "/nonexistent/relinkd.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(failure.status.code(), Some(1));
+}
+
+#[test]
+fn an_invalid_rust_log_stops_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "relinkd.toml", GOOD);
+    let out = relinkd()
+        .args(["run", "--config"])
+        .arg(&path)
+        .env(
+            "RELINKD_TEST_TOKEN",
+            "0123456789abcdef0123456789abcdef0123456789abcdef00",
+        )
+        .env("RUST_LOG", "relinkd=chatty")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("relinkd: RUST_LOG=\"relinkd=chatty\" is not a valid log filter"),
+        "{stderr}"
+    );
 }

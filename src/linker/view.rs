@@ -119,6 +119,18 @@ impl FleetView {
         self.read().contains_key(&id)
     }
 
+    /// The instance `which` names: its id, else its configured name.
+    pub fn find(&self, which: &str) -> Option<InstanceStatus> {
+        let instances = self.read();
+        if let Some(view) = which.parse().ok().and_then(|id| instances.get(&id)) {
+            return Some(view.status());
+        }
+        instances
+            .values()
+            .map(|v| v.status())
+            .find(|s| s.name == which)
+    }
+
     /// Every instance's status, ordered by id.
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.read().values().map(|v| v.status()).collect()

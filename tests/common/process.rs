@@ -18,6 +18,8 @@ pub fn relinkd_run(config: &Path) -> Command {
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
         .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RELINKD_LOG_FORMAT")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
