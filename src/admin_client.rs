@@ -22,6 +22,12 @@ pub struct TokenArgs {
 pub enum ClientError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(
+        "{0}\n  a shell cannot read the service's credentials: pass the admin token with \
+         --admin-token-file FILE (or RELINKD_ADMIN_TOKEN_FILE), e.g.\n  \
+         sudo relinkd status --admin-token-file /etc/relinkd/credentials/admin-token"
+    )]
+    CredentialOutsideService(ConfigError),
     #[error("{0}: cannot read the admin token: {1}")]
     TokenFile(PathBuf, std::io::Error),
     #[error(
@@ -53,7 +59,18 @@ impl Api {
             }
             None => None,
         };
-        let daemon = config::load_daemon_section(path, &ProcessEnv, override_token.is_none())?;
+        let daemon = config::load_daemon_section(path, &ProcessEnv, override_token.is_none())
+            .map_err(|error| {
+                let credential = error
+                    .issues()
+                    .iter()
+                    .any(|i| i.key == "daemon.admin_token_credential");
+                if credential {
+                    ClientError::CredentialOutsideService(error)
+                } else {
+                    ClientError::Config(error)
+                }
+            })?;
         let token = override_token
             .or(daemon.admin_token)
             .ok_or_else(|| ClientError::NoToken(path.to_path_buf()))?;
@@ -113,6 +130,7 @@ pub async fn status(path: &Path, args: &TokenArgs, json: bool) -> Result<(), Cli
     let instances: Vec<InstanceStatus> =
         serde_json::from_value(body["instances"].clone()).unwrap_or_default();
     print!("{}", table(&instances));
+    print!("{}", delivery_errors(&instances));
     println!("{}", body["summary"].as_str().unwrap_or(""));
     Ok(())
 }
@@ -133,6 +151,25 @@ pub async fn relink(path: &Path, args: &TokenArgs, which: &str) -> Result<(), Cl
         body["will"].as_str().unwrap_or("it polls now")
     );
     Ok(())
+}
+
+/// The channels whose last attempt for an instance failed, one line each
+/// (nothing when every channel delivers).
+pub fn delivery_errors(instances: &[InstanceStatus]) -> String {
+    let mut out = String::new();
+    for s in instances {
+        for (channel, failed) in &s.delivery_errors {
+            if out.is_empty() {
+                out.push_str("delivery errors (last failed attempt per channel):\n");
+            }
+            let _ = writeln!(
+                out,
+                "  {} ({}) via {channel}: {}, attempt {}, at {}",
+                s.name, s.id, failed.error, failed.attempt, failed.at
+            );
+        }
+    }
+    out
 }
 
 /// A fixed-width table of statuses, one line per instance.
@@ -184,4 +221,45 @@ pub fn table(instances: &[InstanceStatus]) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(name: &str, errors: serde_json::Value) -> InstanceStatus {
+        serde_json::from_value(serde_json::json!({
+            "id": 1101000001u64, "name": name, "state": "notAuthorized", "state_since": null,
+            "phase": "linking", "episode_started": null, "codes_used": 1, "codes_per_episode": 3,
+            "code_expires_at": null, "paused_until": null, "next_action": "poll",
+            "next_at": "2026-12-01T10:00:00Z", "last_error": null, "consecutive_failures": 0,
+            "delivery_errors": errors,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_channel_failing_for_an_instance_gets_a_line_under_the_table() {
+        let failing = status(
+            "sales-line",
+            serde_json::json!({"hook": {"error": "server (HTTP 503)", "attempt": 3, "at": "2026-12-01T10:00:05Z"}}),
+        );
+        assert_eq!(
+            delivery_errors(&[failing]),
+            "delivery errors (last failed attempt per channel):\n  \
+             sales-line (1101000001) via hook: server (HTTP 503), attempt 3, at 2026-12-01T10:00:05Z\n"
+        );
+        assert_eq!(
+            delivery_errors(&[status("quiet", serde_json::json!({}))]),
+            ""
+        );
+    }
+
+    #[test]
+    fn a_status_from_an_older_daemon_without_delivery_errors_still_reads() {
+        let mut old = serde_json::to_value(status("old", serde_json::json!({}))).unwrap();
+        old.as_object_mut().unwrap().remove("delivery_errors");
+        let read: InstanceStatus = serde_json::from_value(old).unwrap();
+        assert!(read.delivery_errors.is_empty());
+    }
 }

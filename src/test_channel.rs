@@ -1,15 +1,19 @@
 //! `relinkd test-channel NAME`: one test message through one configured
 //! channel, with the channel's own retries, so an operator can check a
-//! channel before an outage needs it.
+//! channel before an outage needs it. Each failed attempt is printed as it
+//! happens.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config::{ChannelKind, Config};
 use crate::control::build_dispatcher;
-use crate::delivery::{About, BuildError, DeliveryMetrics, InstanceRef, Outcome};
+use crate::delivery::{
+    About, BuildError, DeliveryMetrics, Failure, InstanceRef, Observer, Outcome, SendError,
+};
 use crate::greenapi::{ApiError, ApiMetrics, Client};
 use crate::metrics::Metrics;
 
@@ -28,12 +32,54 @@ pub enum TestChannelError {
         via: u64,
         error: ApiError,
     },
-    #[error("channel {channel}: not delivered: {reason} ({detail})")]
-    Failed {
-        channel: String,
-        reason: &'static str,
-        detail: String,
-    },
+    #[error("channel {channel}: not delivered: {why}")]
+    Failed { channel: String, why: String },
+}
+
+/// Prints each attempt as it happens, and counts them.
+#[derive(Default)]
+struct Printer {
+    attempts: AtomicU32,
+}
+
+impl Observer for Printer {
+    fn attempt_failed(
+        &self,
+        channel: &str,
+        attempt: u32,
+        error: &SendError,
+        retry_in: Option<Duration>,
+    ) {
+        self.attempts.store(attempt, Ordering::Relaxed);
+        let next = match retry_in {
+            Some(delay) => format!("retrying in {delay:.1?}"),
+            None => "no more attempts".to_owned(),
+        };
+        println!("channel {channel}: attempt {attempt} failed: {error}; {next}");
+    }
+
+    fn delivered(&self, _channel: &str, attempts: u32) {
+        self.attempts.store(attempts, Ordering::Relaxed);
+    }
+}
+
+/// Why the test message failed, in words: the real reason, and whether
+/// time ran out.
+fn why(failure: &Failure, attempts: u32) -> String {
+    let tries = if attempts == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{attempts} attempts")
+    };
+    if failure.expired {
+        format!(
+            "no attempt succeeded within the test's {} s ({tries}; the last: {})",
+            TEST_DEADLINE.as_secs(),
+            failure.error
+        )
+    } else {
+        format!("{} after {tries}", failure.error)
+    }
 }
 
 /// Sends the test message; `Ok` once the channel accepted it.
@@ -83,25 +129,28 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         timezone: None,
     };
     let message = Arc::new(about.test(Instant::now() + TEST_DEADLINE));
+    let printer = Arc::new(Printer::default());
     let outcomes = dispatcher
-        .deliver_each(message, std::slice::from_ref(&channel.name))
+        .deliver_each(
+            message,
+            std::slice::from_ref(&channel.name),
+            printer.clone(),
+        )
         .await;
+    let failed = |why: String| {
+        Err(TestChannelError::Failed {
+            channel: name.to_owned(),
+            why,
+        })
+    };
     match outcomes.into_iter().next().map(|(_, o)| o) {
         Some(Outcome::Delivered) => Ok(()),
-        Some(Outcome::Skipped(reason)) => Err(TestChannelError::Failed {
-            channel: name.to_owned(),
-            reason,
-            detail: "the channel cannot send right now".into(),
-        }),
-        Some(Outcome::Failed(error)) => Err(TestChannelError::Failed {
-            channel: name.to_owned(),
-            reason: error.reason.as_str(),
-            detail: error.detail,
-        }),
-        None => Err(TestChannelError::Failed {
-            channel: name.to_owned(),
-            reason: "other",
-            detail: "no outcome".into(),
-        }),
+        Some(Outcome::Skipped(reason)) => {
+            failed(format!("{reason} (the channel cannot send right now)"))
+        }
+        Some(Outcome::Failed(failure)) => {
+            failed(why(&failure, printer.attempts.load(Ordering::Relaxed)))
+        }
+        None => failed("no outcome".into()),
     }
 }

@@ -184,3 +184,24 @@ async fn relink_takes_a_name_and_says_a_valid_code_is_kept() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("404"));
     daemon.stop().await;
 }
+
+#[test]
+fn status_from_a_shell_that_cannot_read_the_credential_points_to_admin_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("relinkd.toml"),
+        "[daemon]\nlisten = \"127.0.0.1:9\"\nadmin_token_credential = \"admin-token\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relinkd"))
+        .args(["status", "--config"])
+        .arg(dir.path().join("relinkd.toml"))
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RELINKD_ADMIN_TOKEN_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("daemon.admin_token_credential"), "{stderr}");
+    assert!(stderr.contains("--admin-token-file FILE"), "{stderr}");
+}

@@ -118,6 +118,14 @@ fn code_attempts(s: &Running) -> Vec<Received> {
     s.hook.all().into_iter().filter(carries_code).collect()
 }
 
+/// `relinkd_deliveries_expired_total{channel}`.
+async fn expired(s: &Running, channel: &'static str) -> f64 {
+    s.daemon
+        .metric("relinkd_deliveries_expired_total", &[("channel", channel)])
+        .await
+        .unwrap_or_default()
+}
+
 async fn deliveries(
     s: &Running,
     channel: &'static str,
@@ -206,7 +214,8 @@ async fn a_telegram_code_is_never_delivered_after_it_expires() {
         .await;
     wait(secs(90)).await;
     assert_never_late(&s, 3);
-    assert_eq!(deliveries(&s, "tg", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "tg", "failure", "server").await, 1.0);
+    assert_eq!(expired(&s, "tg").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 
@@ -224,7 +233,8 @@ async fn a_telegram_retry_after_past_the_codes_life_drops_the_code_at_once() {
     wait(secs(90)).await;
     assert_never_late(&s, 1);
     assert_eq!(code_attempts(&s).len(), 1, "no second attempt");
-    assert_eq!(deliveries(&s, "tg", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "tg", "failure", "rate_limited").await, 1.0);
+    assert_eq!(expired(&s, "tg").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 
@@ -302,7 +312,8 @@ async fn a_slack_code_is_never_delivered_after_it_expires() {
         .await;
     wait(secs(90)).await;
     assert_never_late(&s, 3);
-    assert_eq!(deliveries(&s, "slack", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "slack", "failure", "server").await, 1.0);
+    assert_eq!(expired(&s, "slack").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 
@@ -316,7 +327,11 @@ async fn a_webhook_or_slack_retry_after_past_the_codes_life_drops_the_code_at_on
     wait(secs(90)).await;
     assert_never_late(&s, 1);
     assert_eq!(code_attempts(&s).len(), 1, "no second attempt");
-    assert_eq!(deliveries(&s, "slack", "failure", "expired").await, 1.0);
+    assert_eq!(
+        deliveries(&s, "slack", "failure", "rate_limited").await,
+        1.0
+    );
+    assert_eq!(expired(&s, "slack").await, 1.0, "it ran out of time");
     s.stop().await;
 
     let s = Scenario::new(&["notAuthorized"])
@@ -328,7 +343,8 @@ async fn a_webhook_or_slack_retry_after_past_the_codes_life_drops_the_code_at_on
     wait(secs(90)).await;
     assert_never_late(&s, 1);
     assert_eq!(code_attempts(&s).len(), 1, "no second attempt");
-    assert_eq!(deliveries(&s, "hook", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "hook", "failure", "rate_limited").await, 1.0);
+    assert_eq!(expired(&s, "hook").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 
@@ -355,7 +371,8 @@ async fn a_webhook_code_is_never_delivered_after_it_expires_and_keeps_its_webhoo
             &attempt.body
         ));
     }
-    assert_eq!(deliveries(&s, "hook", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "hook", "failure", "server").await, 1.0);
+    assert_eq!(expired(&s, "hook").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 
@@ -483,7 +500,8 @@ async fn a_whatsapp_code_is_never_delivered_after_it_expires() {
             .any(|m| m.message.contains("still not linked")),
         "the notice after it went out: the sender worked again"
     );
-    assert_eq!(deliveries(&s, "wa", "failure", "expired").await, 1.0);
+    assert_eq!(deliveries(&s, "wa", "failure", "server").await, 1.0);
+    assert_eq!(expired(&s, "wa").await, 1.0, "it ran out of time");
     s.stop().await;
 }
 

@@ -205,7 +205,14 @@ async fn an_email_code_is_never_sent_after_it_expires() {
         .config(move |a| email_config(a.sim, smtp, "8s"))
         .start()
         .await;
-    until_counted(&s.daemon, "failure", "expired").await;
+    // Counted with its last attempt's reason (451: transient), and as expired.
+    until_counted(&s.daemon, "failure", "server").await;
+    assert_eq!(
+        s.daemon
+            .metric("relinkd_deliveries_expired_total", &[("channel", "mail")])
+            .await,
+        Some(1.0)
+    );
     let issued = s
         .sim
         .calls(FIRST_ID)

@@ -443,10 +443,17 @@ async fn failed_deliveries_are_retried_and_a_late_code_is_counted_not_sent() {
         s.daemon
             .metric(
                 "relinkd_deliveries_total",
-                &delivery("hook", "failure", "expired")
+                &delivery("hook", "failure", "server")
             )
             .await,
         Some(1.0)
+    );
+    assert_eq!(
+        s.daemon
+            .metric("relinkd_deliveries_expired_total", &[("channel", "hook")])
+            .await,
+        Some(1.0),
+        "the 503s outlived the code"
     );
     let first_code = s.hook.codes()[0].clone();
     let second: Vec<_> = s

@@ -4,57 +4,16 @@
 //! goes through one [`Sweep`] of every secret the config holds and every
 //! code issued.
 //!
-//! The in-process tests capture logs with a thread-local subscriber, so
-//! they live in this binary of their own.
+//! The in-process tests capture logs with a thread-local subscriber
+//! (`common::capture_logs`).
 
 mod common;
 
-use std::io::Write;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use relinkd::sim::{Fault, FaultKind};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Captures every event at TRACE, as text, for as long as the guard lives.
-fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    (
-        capture.clone(),
-        tracing::subscriber::set_default(subscriber),
-    )
-}
-
-fn captured(capture: &Capture) -> String {
-    String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
-}
 
 /// Instance 0 with channels `names`, and the channel definitions.
 fn channel_config(sim: std::net::SocketAddr, channels: &str, names: &str) -> String {

@@ -91,3 +91,44 @@ async fn a_refusal_that_echoes_the_secret_url_is_printed_without_it() {
     assert!(!output.contains("echoed-url-secret"), "{output}");
     assert!(!output.contains("/services/T0"), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failed_attempt_is_printed_as_it_happens_and_the_end_names_the_real_reason() {
+    let (hook, hook_addr) = Receiver::start().await;
+    let toml = fleet_toml("127.0.0.1:9".parse().unwrap(), hook_addr, 1, "");
+    let (_config, dir) = load_config(&toml);
+    let path = dir.path().to_owned();
+
+    // One 503, then accepted: the retry is shown, the test still passes.
+    hook.script(vec![Answer::status(503)]);
+    let p = path.clone();
+    let retried = tokio::task::spawn_blocking(move || run(&p, "hook"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&retried.stdout);
+    assert!(retried.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("channel hook: attempt 1 failed: server (HTTP 503); retrying in "),
+        "{stdout}"
+    );
+    assert_eq!(lines.last(), Some(&"channel hook: test message delivered"));
+
+    // A final refusal: one attempt, and its reason at the end.
+    hook.script(vec![Answer::status(404)]);
+    let p = path.clone();
+    let refused = tokio::task::spawn_blocking(move || run(&p, "hook"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stdout),
+        "channel hook: attempt 1 failed: client (HTTP 404); no more attempts\n"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr
+            .ends_with("relinkd: channel hook: not delivered: client (HTTP 404) after 1 attempt\n"),
+        "{stderr}"
+    );
+}

@@ -8,22 +8,26 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::events::Skipped;
+use super::health::ChannelHealth;
 use super::kinds::{BuildDeps, BuildError, ChannelConfig};
 use super::metrics::DeliveryMetrics;
-use super::notify::{RetryPolicy, notify};
+use super::notify::{RetryPolicy, Route, notify};
 use super::rate::RateGate;
-use super::{Channel, Notification, SendError};
+use super::{Channel, Failure, Notification, Observer};
 
 /// The outcome of one notification on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
     Skipped(&'static str),
-    Failed(SendError),
+    Failed(Failure),
 }
 
 struct Entry {
     channel: Arc<dyn Channel>,
+    /// Failures since the last success and the failure lines logged lately,
+    /// across every instance; kept across a reload, like the gate.
+    health: ChannelHealth,
     /// The configured limit, to tell whether a reload changed it.
     per_minute: Option<u32>,
     /// Shared by every delivery on this channel; kept across a reload that
@@ -51,6 +55,7 @@ impl Dispatcher {
                 metrics.register_channel(channel.name(), channel.skip_reasons());
                 let entry = Entry {
                     gate: RateGate::new(per_minute),
+                    health: ChannelHealth::default(),
                     per_minute,
                     channel,
                 };
@@ -84,18 +89,21 @@ impl Dispatcher {
     }
 
     /// Keeps `previous`'s rate-limit state for channels whose name and limit
-    /// did not change, so a reload does not hand out a fresh burst.
+    /// did not change, so a reload does not hand out a fresh burst, and the
+    /// health of channels whose name did not.
     pub fn keeping_rate_limits_of(mut self, previous: &Dispatcher) -> Self {
         let channels = self
             .channels
             .iter()
             .map(|(name, entry)| {
-                let gate = match previous.channels.get(name) {
+                let old = previous.channels.get(name);
+                let gate = match old {
                     Some(old) if old.per_minute == entry.per_minute => old.gate.clone(),
                     _ => entry.gate.clone(),
                 };
                 let entry = Entry {
                     channel: entry.channel.clone(),
+                    health: old.map_or_else(|| entry.health.clone(), |o| o.health.clone()),
                     per_minute: entry.per_minute,
                     gate,
                 };
@@ -106,9 +114,15 @@ impl Dispatcher {
         self
     }
 
-    /// Delivers to every named channel concurrently; true if any delivered.
-    pub async fn deliver(&self, notification: Arc<Notification>, channels: &[String]) -> bool {
-        self.deliver_each(notification, channels)
+    /// Delivers to every named channel concurrently, telling `observer` of
+    /// each attempt; true if any delivered.
+    pub async fn deliver(
+        &self,
+        notification: Arc<Notification>,
+        channels: &[String],
+        observer: Arc<dyn Observer>,
+    ) -> bool {
+        self.deliver_each(notification, channels, observer)
             .await
             .iter()
             .any(|(_, outcome)| *outcome == Outcome::Delivered)
@@ -119,6 +133,7 @@ impl Dispatcher {
         &self,
         notification: Arc<Notification>,
         channels: &[String],
+        observer: Arc<dyn Observer>,
     ) -> Vec<(String, Outcome)> {
         let mut outcomes = Vec::new();
         let mut attempts = JoinSet::new();
@@ -139,18 +154,22 @@ impl Dispatcher {
                 continue;
             }
             let channel = entry.channel.clone();
-            let gate = entry.gate.clone();
-            let notification = notification.clone();
-            let metrics = self.metrics.clone();
-            let retry = self.retry;
+            let (gate, health) = (entry.gate.clone(), entry.health.clone());
+            let (notification, observer) = (notification.clone(), observer.clone());
+            let (metrics, retry) = (self.metrics.clone(), self.retry);
             attempts.spawn(
                 async move {
-                    let outcome =
-                        match notify(channel.as_ref(), &gate, &notification, retry, &metrics).await
-                        {
-                            Ok(()) => Outcome::Delivered,
-                            Err(e) => Outcome::Failed(e),
-                        };
+                    let route = Route {
+                        channel: channel.as_ref(),
+                        gate: &gate,
+                        health: &health,
+                        metrics: &metrics,
+                        retry,
+                    };
+                    let outcome = match notify(&route, &notification, observer.as_ref()).await {
+                        Ok(()) => Outcome::Delivered,
+                        Err(failure) => Outcome::Failed(failure),
+                    };
                     (channel.name().to_owned(), outcome)
                 }
                 .in_current_span(),

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use super::health::{ChannelHealth, LogDecision};
 use super::metrics::DeliveryMetrics;
-use super::{Event, Reason, SendError};
+use super::{Event, Failure, SendError};
 
 /// A notification reached its channel.
 pub struct Delivered<'a> {
@@ -14,11 +15,21 @@ pub struct Delivered<'a> {
     pub event: Event,
     pub attempts: u32,
     pub elapsed: Duration,
+    /// `Some(n)`: the channel had failed `n` attempts (for any instance)
+    /// since it last delivered.
+    pub recovered_after: Option<u64>,
 }
 
 impl Delivered<'_> {
     pub fn emit(&self, metrics: &DeliveryMetrics) {
         metrics.record(self.channel, Ok(()), self.elapsed);
+        if let Some(failed_attempts) = self.recovered_after {
+            tracing::info!(
+                channel = self.channel,
+                failed_attempts,
+                "channel delivers again"
+            );
+        }
         tracing::info!(
             channel = self.channel,
             event = self.event.as_str(),
@@ -28,46 +39,62 @@ impl Delivered<'_> {
     }
 }
 
-/// A notification's retry loop ended without delivering it.
+/// A notification's retry loop ended without delivering it: its last
+/// attempt's reason, and whether it ran out of time.
 pub struct GaveUp<'a> {
     pub channel: &'a str,
     pub event: Event,
     pub attempts: u32,
-    pub reason: Reason,
-    pub detail: &'a str,
+    pub failure: &'a Failure,
     pub elapsed: Duration,
 }
 
 impl GaveUp<'_> {
     pub fn emit(&self, metrics: &DeliveryMetrics) {
-        metrics.record(self.channel, Err(self.reason), self.elapsed);
+        let Failure { error, expired } = self.failure;
+        metrics.record(self.channel, Err(error.reason), self.elapsed);
+        if *expired {
+            metrics.expired(self.channel);
+        }
         tracing::warn!(
             channel = self.channel,
             event = self.event.as_str(),
             attempts = self.attempts,
-            reason = self.reason.as_str(),
-            detail = self.detail,
+            reason = error.reason.as_str(),
+            detail = error.detail,
+            expired,
             "notification not delivered"
         );
     }
 }
 
-/// One attempt failed; another follows after `retry_in`.
+/// One attempt failed; `retry_in`: when the next goes (`None`: none will).
+/// Logged at most a few times a minute per channel, with a count of the
+/// lines held back.
 pub struct AttemptFailed<'a> {
     pub channel: &'a str,
+    pub event: Event,
     pub attempt: u32,
     pub error: &'a SendError,
-    pub retry_in: Duration,
+    pub retry_in: Option<Duration>,
 }
 
 impl AttemptFailed<'_> {
-    pub fn emit(&self) {
-        tracing::debug!(
+    pub fn emit(&self, health: &ChannelHealth) {
+        let LogDecision::Log { suppressed } = health.attempt_failed(tokio::time::Instant::now())
+        else {
+            return;
+        };
+        let retry_in = self.retry_in.map(|d| format!("{d:.1?}"));
+        tracing::warn!(
             channel = self.channel,
+            event = self.event.as_str(),
             attempt = self.attempt,
-            error = %self.error,
-            retry_in = ?self.retry_in,
-            "delivery attempt failed; will retry"
+            reason = self.error.reason.as_str(),
+            detail = self.error.detail,
+            retry_in = retry_in.as_deref().unwrap_or("no retry"),
+            suppressed,
+            "delivery attempt failed"
         );
     }
 }

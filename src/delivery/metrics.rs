@@ -21,6 +21,7 @@ pub struct DeliveryMetrics {
     deliveries: IntCounterVec,
     durations: HistogramVec,
     skips: IntCounterVec,
+    expired: IntCounterVec,
     /// The skip reasons each channel was registered with (to remove them).
     skip_reasons: Arc<Mutex<HashMap<String, &'static [&'static str]>>>,
 }
@@ -55,13 +56,25 @@ impl DeliveryMetrics {
             &["channel", "reason"],
         )
         .expect("valid metric");
+        let expired = IntCounterVec::new(
+            Opts::new(
+                "relinkd_deliveries_expired_total",
+                "Notifications per channel that ran out of time (a code's expiry, a notice's \
+                 deadline) before an attempt succeeded. Their reason in relinkd_deliveries_total \
+                 is their last attempt's; expired there means no attempt could be made.",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
         register(registry, deliveries.clone());
+        register(registry, expired.clone());
         register(registry, durations.clone());
         register(registry, skips.clone());
         Self {
             deliveries,
             durations,
             skips,
+            expired,
             skip_reasons: Arc::default(),
         }
     }
@@ -80,6 +93,7 @@ impl DeliveryMetrics {
                 .with_label_values(&[channel, "failure", reason.as_str()]);
         }
         self.durations.with_label_values(&[channel]);
+        self.expired.with_label_values(&[channel]);
         for reason in skip_reasons {
             self.skips.with_label_values(&[channel, reason]);
         }
@@ -101,6 +115,7 @@ impl DeliveryMetrics {
                 .remove_label_values(&[channel, "failure", reason.as_str()]);
         }
         let _ = self.durations.remove_label_values(&[channel]);
+        let _ = self.expired.remove_label_values(&[channel]);
         let reasons = self
             .skip_reasons
             .lock()
@@ -110,6 +125,11 @@ impl DeliveryMetrics {
         for reason in reasons {
             let _ = self.skips.remove_label_values(&[channel, reason]);
         }
+    }
+
+    /// A notification on `channel` ran out of time.
+    pub fn expired(&self, channel: &str) {
+        self.expired.with_label_values(&[channel]).inc();
     }
 
     pub fn record(&self, channel: &str, result: Result<(), Reason>, elapsed: Duration) {

@@ -36,6 +36,7 @@ pub mod console;
 mod dispatcher;
 pub mod email;
 mod events;
+mod health;
 mod http;
 mod kinds;
 mod message;
@@ -131,6 +132,30 @@ impl SendError {
             detail: detail.into(),
         }
     }
+}
+
+/// How a notification failed on a channel: its last attempt's error (or why
+/// no attempt could be made), and whether it ran out of time rather than
+/// meeting a final answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: SendError,
+    pub expired: bool,
+}
+
+/// Told of each attempt as it happens: an instance's status shows its
+/// channels' last errors; `relinkd test-channel` prints every attempt.
+pub trait Observer: Send + Sync {
+    /// Attempt `attempt` failed; `retry_in`: when the next one goes.
+    fn attempt_failed(
+        &self,
+        channel: &str,
+        attempt: u32,
+        error: &SendError,
+        retry_in: Option<Duration>,
+    );
+    /// The notification reached `channel` at attempt `attempts`.
+    fn delivered(&self, channel: &str, attempts: u32);
 }
 
 /// A way to reach admins. `send` is one attempt; retries are the caller's.

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::events::{AttemptFailed, Delivered, GaveUp};
+use super::health::ChannelHealth;
 use super::metrics::DeliveryMetrics;
 use super::rate::RateGate;
-use super::{Channel, Notification, Reason, SendError};
+use super::{Channel, Failure, Notification, Observer, Reason, SendError};
 
 /// Longest error detail kept from one attempt.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -30,61 +31,80 @@ impl Default for RetryPolicy {
     }
 }
 
+/// What one notification on one channel has to hand.
+pub struct Route<'a> {
+    pub channel: &'a dyn Channel,
+    pub gate: &'a RateGate,
+    pub health: &'a ChannelHealth,
+    pub metrics: &'a DeliveryMetrics,
+    pub retry: RetryPolicy,
+}
+
 /// One notification on one channel: attempts with backoff and jitter until
-/// one succeeds, a failure is final, or the deadline passes. Emits the
-/// outcome (log line and metrics).
+/// one succeeds, a failure is final, or the deadline passes. Each attempt's
+/// failure is told to `observer` and logged (a few lines a minute per
+/// channel); the outcome is logged and counted.
 pub async fn notify(
-    channel: &dyn Channel,
-    gate: &RateGate,
+    route: &Route<'_>,
     notification: &Notification,
-    retry: RetryPolicy,
-    metrics: &DeliveryMetrics,
-) -> Result<(), SendError> {
+    observer: &dyn Observer,
+) -> Result<(), Failure> {
     let started = Instant::now();
-    let (attempts, result) = attempts(channel, gate, notification, retry).await;
-    let (name, event, elapsed) = (channel.name(), notification.event, started.elapsed());
+    let (attempts, result) = attempts(route, notification, observer).await;
+    let (channel, event, elapsed) = (route.channel.name(), notification.event, started.elapsed());
     match &result {
-        Ok(()) => Delivered {
-            channel: name,
+        Ok(()) => {
+            observer.delivered(channel, attempts);
+            Delivered {
+                channel,
+                event,
+                attempts,
+                elapsed,
+                recovered_after: route.health.delivered(),
+            }
+            .emit(route.metrics);
+        }
+        Err(failure) => GaveUp {
+            channel,
             event,
             attempts,
+            failure,
             elapsed,
         }
-        .emit(metrics),
-        Err(error) => GaveUp {
-            channel: name,
-            event,
-            attempts,
-            reason: error.reason,
-            detail: &error.detail,
-            elapsed,
-        }
-        .emit(metrics),
+        .emit(route.metrics),
     }
     result
 }
 
-/// The retry loop: how many attempts were made, and the final result.
+/// The retry loop: how many attempts were made, and the final result. A
+/// notification that runs out of time keeps its last attempt's reason.
 async fn attempts(
-    channel: &dyn Channel,
-    gate: &RateGate,
+    route: &Route<'_>,
     notification: &Notification,
-    retry: RetryPolicy,
-) -> (u32, Result<(), SendError>) {
+    observer: &dyn Observer,
+) -> (u32, Result<(), Failure>) {
+    let channel = route.channel;
     let deadline = notification.deadline;
-    let expired = |detail: &str| Err(SendError::new(Reason::Expired, detail));
+    let mut last: Option<SendError> = None;
+    // Out of time: the last attempt's error, or why none could be made.
+    let expired = |last: Option<SendError>, why: &str| {
+        Err(Failure {
+            error: last.unwrap_or_else(|| SendError::new(Reason::Expired, why)),
+            expired: true,
+        })
+    };
     let mut attempt: u32 = 0;
     loop {
-        if tokio::time::timeout_at(deadline, gate.acquire(notification.is_code()))
+        if tokio::time::timeout_at(deadline, route.gate.acquire(notification.is_code()))
             .await
             .is_err()
         {
-            let detail = "the channel's rate limit left no slot before the deadline";
-            return (attempt, expired(detail));
+            let why = "the channel's rate limit left no slot before the deadline";
+            return (attempt, expired(last, why));
         }
         let now = Instant::now();
         if now >= deadline {
-            return (attempt, expired("deadline passed before the attempt"));
+            return (attempt, expired(last, "deadline passed before the attempt"));
         }
         attempt += 1;
         let limit = channel.attempt_timeout().min(deadline - now);
@@ -92,7 +112,9 @@ async fn attempts(
             Ok(Ok(())) => return (attempt, Ok(())),
             Ok(Err(error)) => error,
             Err(_) if Instant::now() >= deadline => {
-                return (attempt, expired("attempt cut off at the deadline"));
+                let error = SendError::new(Reason::Timeout, "attempt cut off at the deadline");
+                failed(route, notification, observer, attempt, &error, None);
+                return (attempt, expired(Some(error), ""));
             }
             Err(_) => SendError::new(Reason::Timeout, format!("no answer within {limit:?}")),
         };
@@ -100,12 +122,18 @@ async fn attempts(
         // quotes from its peer loses the channel's secrets, then is bounded.
         error.detail = channel.redactor().clean(&error.detail, MAX_DETAIL_CHARS);
         if !error.reason.is_retryable() {
-            return (attempt, Err(error));
+            failed(route, notification, observer, attempt, &error, None);
+            let failure = Failure {
+                error,
+                expired: false,
+            };
+            return (attempt, Err(failure));
         }
-        let backoff = retry
+        let backoff = route
+            .retry
             .first_delay
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-            .min(retry.max_delay)
+            .min(route.retry.max_delay)
             .mul_f64(0.8 + 0.4 * rand::random::<f64>());
         // A bogus Retry-After must not overflow the deadline arithmetic.
         let delay = error
@@ -114,15 +142,33 @@ async fn attempts(
             .min(crate::outbound::MAX_RETRY_AFTER);
         if Instant::now() + delay >= deadline {
             // The next attempt could only start after expiry: drop, count.
-            return (attempt, expired(&format!("last attempt: {error}")));
+            failed(route, notification, observer, attempt, &error, None);
+            return (attempt, expired(Some(error), ""));
         }
-        AttemptFailed {
-            channel: channel.name(),
-            attempt,
-            error: &error,
-            retry_in: delay,
-        }
-        .emit();
+        failed(route, notification, observer, attempt, &error, Some(delay));
+        last = Some(error);
         tokio::time::sleep(delay).await;
     }
+}
+
+/// One failed attempt, told to the observer and logged; `retry_in`: when
+/// the next one goes (`None`: this was the last).
+fn failed(
+    route: &Route<'_>,
+    notification: &Notification,
+    observer: &dyn Observer,
+    attempt: u32,
+    error: &SendError,
+    retry_in: Option<Duration>,
+) {
+    let channel = route.channel.name();
+    observer.attempt_failed(channel, attempt, error, retry_in);
+    AttemptFailed {
+        channel,
+        event: notification.event,
+        attempt,
+        error,
+        retry_in,
+    }
+    .emit(route.health);
 }

@@ -14,12 +14,17 @@ use crate::greenapi::{ApiError, InstanceState};
 pub struct Polled<'a> {
     pub previous: Option<&'a InstanceState>,
     pub state: &'a InstanceState,
+    /// Polls that failed in a row before this one.
+    pub failed_before: u32,
 }
 
 impl Polled<'_> {
     pub fn emit(&self, metrics: &InstanceMetrics) {
         metrics.poll(true);
         metrics.set_state(self.state);
+        if self.failed_before > 0 {
+            tracing::info!(failures = self.failed_before, "state polls succeed again");
+        }
         if self.previous == Some(self.state) {
             return;
         }

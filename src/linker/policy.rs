@@ -198,6 +198,11 @@ impl Policy {
     }
 
     /// Consecutive failures (polls or code requests) behind the current backoff.
+    /// Consecutive failed state polls.
+    pub fn poll_failures(&self) -> u32 {
+        self.poll_failures
+    }
+
     pub fn failures(&self) -> u32 {
         self.poll_failures.max(self.code_failures)
     }

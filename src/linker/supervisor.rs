@@ -273,6 +273,7 @@ impl Supervisor {
                 Polled {
                     previous: self.policy.observed(),
                     state: &state,
+                    failed_before: self.policy.poll_failures(),
                 }
                 .emit(&self.metrics);
                 Input::Polled(state)
@@ -345,11 +346,14 @@ impl Supervisor {
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
         let report = self.delivered_tx.clone();
+        let observer = self.shared.view.clone();
         let token = self.shared.deliveries.child_token();
         self.shared.deliveries.spawn_until(
             token.clone(),
             async move {
-                let delivered = dispatcher.deliver(Arc::new(notification), &channels).await;
+                let delivered = dispatcher
+                    .deliver(Arc::new(notification), &channels, observer)
+                    .await;
                 let _ = report.send((expires_at, delivered));
             }
             .in_current_span(),
@@ -387,10 +391,13 @@ impl Supervisor {
         };
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
+        let observer = self.shared.view.clone();
         self.shared.deliveries.spawn_until(
             self.shared.deliveries.child_token(),
             async move {
-                dispatcher.deliver(Arc::new(notification), &channels).await;
+                dispatcher
+                    .deliver(Arc::new(notification), &channels, observer)
+                    .await;
             }
             .in_current_span(),
         );

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::policy::{Phase, Policy};
 use crate::clock::{self, rfc3339};
+use crate::delivery::{Observer, SendError};
 
 /// One instance as the admin API shows it. Never a code or a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -37,6 +38,21 @@ pub struct InstanceStatus {
     pub next_at: String,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Per channel, its last failed attempt for this instance; a channel is
+    /// dropped from here once it delivers again.
+    #[serde(default)]
+    pub delivery_errors: BTreeMap<String, DeliveryError>,
+}
+
+/// A channel's last failed attempt for an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// The reason and the detail, e.g. `server (HTTP 503)`.
+    pub error: String,
+    /// The attempt's number within its notification.
+    pub attempt: u32,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// One supervisor's view; written by the supervisor, read by anyone.
@@ -198,6 +214,7 @@ impl InstanceView {
                 next_at: rfc3339(clock::now()),
                 last_error: None,
                 consecutive_failures: 0,
+                delivery_errors: BTreeMap::new(),
             }),
             due_by_ms: AtomicU64::new(u64::MAX),
             ended: AtomicBool::new(false),
@@ -292,6 +309,30 @@ impl InstanceView {
         if last_error.is_some() {
             s.last_error = last_error;
         }
+    }
+}
+
+/// Deliveries for this instance report here as they happen.
+impl Observer for InstanceView {
+    fn attempt_failed(
+        &self,
+        channel: &str,
+        attempt: u32,
+        error: &SendError,
+        _retry_in: Option<Duration>,
+    ) {
+        let failed = DeliveryError {
+            error: error.to_string(),
+            attempt,
+            at: rfc3339(clock::now()),
+        };
+        self.lock()
+            .delivery_errors
+            .insert(channel.to_owned(), failed);
+    }
+
+    fn delivered(&self, channel: &str, _attempts: u32) {
+        self.lock().delivery_errors.remove(channel);
     }
 }
 

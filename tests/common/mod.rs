@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod daemon;
+mod logs;
 mod process;
 mod receiver;
 mod sweep;
@@ -18,6 +19,7 @@ use relinkd::sim::{SimConfig, SimInstance, Simulator};
 use tokio::net::TcpListener;
 
 pub use daemon::Daemon;
+pub use logs::{Capture, capture_logs, captured};
 pub use process::*;
 pub use receiver::*;
 pub use sweep::Sweep;
