@@ -191,7 +191,7 @@ fn check_config_warns_about_settings_that_risk_a_lockout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning: "), "{stderr}");
     assert!(
-        stderr.contains("defaults.cooldown: 1m is short"),
+        stderr.contains("defaults.cooldown (line 2): 1m is short"),
         "{stderr}"
     );
 }

@@ -97,7 +97,7 @@ async fn a_broken_reload_keeps_the_running_config_and_says_why() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("instance[0].phone"),
+            .contains("instance \"line-0\" (line 24): phone: "),
         "{body}"
     );
     assert_eq!(reload_successful(&s.daemon).await, 0.0);
@@ -476,7 +476,8 @@ async fn a_reload_whose_config_names_a_fifo_fails_at_once_and_keeps_the_running_
     );
     assert_eq!(status, 422, "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("instance[0].api_token_file"), "{error}");
+    assert!(error.contains("instance \"line-0\" (line"), "{error}");
+    assert!(error.contains("): api_token_file: "), "{error}");
     assert!(error.contains("is not a regular file"), "{error}");
     assert_eq!(reload_successful(&s.daemon).await, 0.0);
     let calls = s.sim.calls(FIRST_ID).len();

@@ -84,7 +84,10 @@ pub(super) fn check(
                 if let Some(first) = first_seen.get(name) {
                     report.error(
                         format!("{prefix}.name"),
-                        format!("duplicate channel name {name:?} (also channel[{first}])"),
+                        format!(
+                            "duplicate channel name {name:?} (also [[channel]] number {})",
+                            first + 1
+                        ),
                     );
                 } else {
                     first_seen.insert(name, i);

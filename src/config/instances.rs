@@ -57,7 +57,12 @@ pub(super) fn check(
             if let Some(first) = ids.get(&id) {
                 report.error(
                     format!("{prefix}.id"),
-                    format!("duplicate id {id} (also instance[{first}])"),
+                    match raw[*first].name.as_deref() {
+                        Some(other) => format!("duplicate id {id} (also instance {other:?})"),
+                        None => {
+                            format!("duplicate id {id} (also [[instance]] number {})", first + 1)
+                        }
+                    },
                 );
             } else {
                 ids.insert(id, i);
@@ -80,7 +85,10 @@ pub(super) fn check(
                 if let Some(first) = names.get(name) {
                     report.error(
                         format!("{prefix}.name"),
-                        format!("duplicate instance name {name:?} (also instance[{first}])"),
+                        format!(
+                            "duplicate instance name {name:?} (also [[instance]] number {})",
+                            first + 1
+                        ),
                     );
                 } else {
                     names.insert(name, i);

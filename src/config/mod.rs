@@ -6,9 +6,10 @@
 //! finds; a single problem is reported as [`ConfigError::Invalid`], several as
 //! [`ConfigError::Multiple`] (one per line when displayed).
 //!
-//! Every message has the form `<file>: <key path>: <what is wrong>`, where the
-//! key path uses 0-based positions for array tables: `instance[1].phone`,
-//! `channel[0].url`, `defaults.cooldown`, `daemon.listen`.
+//! Every message has the form `<file>: <place>: <what is wrong>`, where the
+//! place names an item by its name and line (`instance "sales-line" (line
+//! 26): phone`) and a section's key by its path and line (`daemon.listen
+//! (line 3)`). [`Issue::key`] keeps the plain key path (`instance[0].phone`).
 //!
 //! Each part is checked in its own file (`daemon.rs`, `settings.rs`,
 //! `instances.rs`, `channels.rs`); a channel type's own keys are checked by
@@ -20,6 +21,7 @@
 mod channels;
 mod daemon;
 mod instances;
+mod places;
 mod raw;
 mod settings;
 
@@ -56,14 +58,10 @@ pub enum ConfigError {
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     /// Exactly one validation problem.
-    #[error("{}: {key}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
+    #[error("{}: {issue}", path.display())]
+    Invalid { path: PathBuf, issue: Issue },
     /// Several validation problems, displayed one per line, each as
-    /// `<file>: <key path>: <what is wrong>`. (Added to the agreed interface
+    /// `<file>: <place>: <what is wrong>`. (Added to the agreed interface
     /// so that `check-config` can report everything at once.)
     #[error("{}", display_many(path, errors))]
     Multiple { path: PathBuf, errors: Vec<Issue> },
@@ -94,10 +92,7 @@ impl ConfigError {
     /// The validation problems (empty for read and parse errors).
     pub fn issues(&self) -> Vec<Issue> {
         match self {
-            ConfigError::Invalid { key, message, .. } => vec![Issue {
-                key: key.clone(),
-                message: message.clone(),
-            }],
+            ConfigError::Invalid { issue, .. } => vec![issue.clone()],
             ConfigError::Multiple { errors, .. } => errors.clone(),
             ConfigError::Read { .. } | ConfigError::Parse { .. } => Vec::new(),
         }
@@ -108,10 +103,10 @@ impl ConfigError {
         let path = path.to_path_buf();
         match issues.len() {
             0 => Ok(()),
-            1 => {
-                let Issue { key, message } = issues.swap_remove(0);
-                Err(ConfigError::Invalid { path, key, message })
-            }
+            1 => Err(ConfigError::Invalid {
+                path,
+                issue: issues.swap_remove(0),
+            }),
             _ => Err(ConfigError::Multiple {
                 path,
                 errors: issues,
@@ -237,7 +232,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
     let text = Text::read(path)?;
     let raw = text.parse()?;
-    let mut report = Report::new(path);
+    let mut report = Report::new();
     let ctx = secret_context(path, env);
 
     let daemon = daemon::check(&raw.daemon, &ctx, &mut report);
@@ -258,8 +253,12 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
     }
     channels::warn_unused(&raw.channels, &raw.instances, &mut report);
 
-    let (issues, warnings) = report.finish();
+    let (issues, warnings) = text.placed(report);
     ConfigError::from_issues(path, issues)?;
+    let warnings = warnings
+        .iter()
+        .map(|w| format!("{}: {w}", path.display()))
+        .collect();
     Ok(Config {
         path: path.to_path_buf(),
         digest: text.digest(),
@@ -290,9 +289,9 @@ pub fn load_daemon_section(
         raw.daemon.admin_token_credential = None;
         raw.daemon.admin_token = None;
     }
-    let mut report = Report::new(path);
+    let mut report = Report::new();
     let daemon = daemon::check(&raw.daemon, &secret_context(path, env), &mut report);
-    ConfigError::from_issues(path, report.finish().0)?;
+    ConfigError::from_issues(path, text.placed(report).0)?;
     Ok(daemon)
 }
 
@@ -338,6 +337,18 @@ impl Text {
             path: self.path.clone(),
             message: format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
         })
+    }
+
+    /// The report's problems and warnings, each placed in this file.
+    fn placed(&self, report: Report) -> (Vec<Issue>, Vec<Issue>) {
+        let (mut issues, mut warnings) = report.finish();
+        if let Ok(text) = self.str() {
+            let places = places::Places::of(text);
+            for issue in issues.iter_mut().chain(warnings.iter_mut()) {
+                issue.place = places.place(&issue.key);
+            }
+        }
+        (issues, warnings)
     }
 
     fn parse(&self) -> Result<raw::RawConfig, ConfigError> {

@@ -2,20 +2,32 @@
 //! warnings. Every problem is collected, so one run names all of them.
 
 use std::fmt;
-use std::path::Path;
 
-/// One validation problem: the key path and what is wrong with it.
+/// One validation problem (or warning): the key path, where that is in
+/// words, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     /// e.g. `instance[2].phone`
     pub key: String,
+    /// e.g. `instance "sales-line" (line 26): phone`; the key until placed.
+    pub place: String,
     /// e.g. `must be 7 to 15 digits (got 5)`
     pub message: String,
 }
 
+impl Issue {
+    fn new(key: String, message: String) -> Self {
+        Self {
+            place: key.clone(),
+            key,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        write!(f, "{}: {}", self.place, self.message)
     }
 }
 
@@ -25,33 +37,24 @@ impl fmt::Display for Issue {
 pub struct Reported;
 
 /// Problems and warnings found while checking one config file.
+#[derive(Default)]
 pub struct Report {
-    /// The file, as warnings name it.
-    file: String,
     issues: Vec<Issue>,
-    warnings: Vec<String>,
+    warnings: Vec<Issue>,
 }
 
 impl Report {
-    pub fn new(path: &Path) -> Self {
-        Report {
-            file: path.display().to_string(),
-            issues: Vec::new(),
-            warnings: Vec::new(),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.issues.push(Issue {
-            key: key.into(),
-            message: message.into(),
-        });
+        self.issues.push(Issue::new(key.into(), message.into()));
     }
 
-    /// A warning, as `<file>: <key>: <message>`.
     pub fn warn(&mut self, key: &str, message: &str) {
         self.warnings
-            .push(format!("{}: {key}: {message}", self.file));
+            .push(Issue::new(key.to_owned(), message.to_owned()));
     }
 
     /// Records `result`'s error under `key`; returns the value if any.
@@ -89,7 +92,7 @@ impl Report {
     }
 
     /// The problems and the warnings.
-    pub fn finish(self) -> (Vec<Issue>, Vec<String>) {
+    pub fn finish(self) -> (Vec<Issue>, Vec<Issue>) {
         (self.issues, self.warnings)
     }
 }

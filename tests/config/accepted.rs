@@ -418,8 +418,8 @@ fn sub_second_poll_interval_is_clamped_with_warning() {
     assert_has(
         &all,
         &[
-            "defaults.poll_interval: 500ms is below the 1s minimum",
-            "instance[0].linking_poll_interval: 200ms",
+            "defaults.poll_interval (line 2): 500ms is below the 1s minimum",
+            "instance \"sales-line\" (line 15): linking_poll_interval: 200ms",
         ],
     );
 }
@@ -438,7 +438,7 @@ fn inline_token_warns() {
     assert_has(
         &config.warnings[0],
         &[
-            "relinkd.toml: instance[0].api_token: ",
+            "relinkd.toml: instance \"sales-line\" (line 10): api_token: ",
             "inline",
             "api_token_file or api_token_credential",
         ],
@@ -462,7 +462,7 @@ fn world_readable_token_file_warns() {
     assert_has(
         &config.warnings[0],
         &[
-            "instance[0].api_token_file",
+            "instance \"sales-line\" (line 10): api_token_file",
             "open-token",
             "readable by group or others",
             "0644",

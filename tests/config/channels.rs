@@ -190,7 +190,7 @@ fn slack_inline_url_is_accepted_with_a_secret_warning() {
     assert_has(
         &config.warnings[0],
         &[
-            "relinkd.toml: channel[0].url: the Slack webhook URL is a secret",
+            "relinkd.toml: channel \"extra\" (line 4): url: the Slack webhook URL is a secret",
             "use url_file or url_credential instead",
         ],
     );
@@ -230,7 +230,7 @@ fn whatsapp_channel_through_the_instance_itself_warns() {
     assert_has(
         &config.warnings[0],
         &[
-            "relinkd.toml: instance[0].channels: channel \"extra\" sends through this instance \
+            "relinkd.toml: instance \"sales-line\" (line 18): channels: channel \"extra\" sends through this instance \
              itself; relinkd skips it for this instance's own messages",
         ],
     );

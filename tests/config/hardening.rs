@@ -34,7 +34,7 @@ fn a_fifo_as_a_secret_file_or_config_is_refused_at_once_without_hanging() {
     assert_has(
         &e,
         &[
-            "instance[0].api_token_file: ",
+            "instance \"sales-line\" (line 10): api_token_file: ",
             "token-fifo",
             "is not a regular file",
         ],
@@ -87,9 +87,9 @@ fn settings_that_spend_whatsapps_pairing_budget_fast_are_warned_about_not_refuse
     assert_has(
         &all,
         &[
-            "defaults.code_ttl: 20s is far shorter than a code lives",
-            "defaults.cooldown: 1m is short",
-            "defaults: codes_per_episode = 7, code_ttl = 20s and cooldown = 1m allow up to 126 \
+            "defaults.code_ttl (line 2): 20s is far shorter than a code lives",
+            "defaults.cooldown (line 3): 1m is short",
+            "defaults (line 1): codes_per_episode = 7, code_ttl = 20s and cooldown = 1m allow up to 126 \
              linking codes an hour",
         ],
     );
@@ -112,7 +112,7 @@ fn settings_that_spend_whatsapps_pairing_budget_fast_are_warned_about_not_refuse
     let config = ok(&with_instance_key("cooldown = \"10s\""));
     assert_has(
         &config.warnings.join("\n"),
-        &["instance[0].cooldown: 10s is short"],
+        &["instance \"sales-line\" (line 13): cooldown: 10s is short"],
     );
 }
 

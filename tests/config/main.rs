@@ -4,6 +4,7 @@ mod accepted;
 mod channel_rejections;
 mod channels;
 mod hardening;
+mod places;
 mod rejected;
 mod secrets;
 mod support;

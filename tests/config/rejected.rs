@@ -240,7 +240,7 @@ fn duplicate_ids_are_rejected() {
     let e = error(&format!("{BASE}\n[[instance]]{second}"));
     assert_has(
         &e,
-        &["instance[1].id: duplicate id 1101000001 (also instance[0])"],
+        &["instance[1].id: duplicate id 1101000001 (also instance \"sales-line\")"],
     );
 }
 
@@ -251,7 +251,7 @@ fn duplicate_instance_names_are_rejected() {
     let e = error(&format!("{BASE}\n[[instance]]{second}"));
     assert_has(
         &e,
-        &["instance[1].name: duplicate instance name \"sales-line\" (also instance[0])"],
+        &["instance[1].name: duplicate instance name \"sales-line\" (also [[instance]] number 1)"],
     );
 }
 
@@ -262,7 +262,7 @@ fn duplicate_channel_names_are_rejected() {
     ));
     assert_has(
         &e,
-        &["channel[1].name: duplicate channel name \"ops\" (also channel[0])"],
+        &["channel[1].name: duplicate channel name \"ops\" (also [[channel]] number 1)"],
     );
 }
 
@@ -349,7 +349,13 @@ fn empty_token_file_is_rejected() {
     )
     .unwrap_err()
     .to_string();
-    assert_has(&e, &["instance[0].api_token_file: ", "blank: is empty"]);
+    assert_has(
+        &e,
+        &[
+            "instance \"sales-line\" (line 10): api_token_file: ",
+            "blank: is empty",
+        ],
+    );
 }
 
 #[test]
@@ -394,11 +400,11 @@ fn all_problems_are_reported_one_per_line() {
     let text = err.to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(
-        lines[0].ends_with(
-            "relinkd.toml: daemon.log_format: must be \"text\" or \"json\" (got \"xml\")"
-        )
-    );
-    assert!(lines[1].ends_with("relinkd.toml: instance[0].phone: must be 7 to 15 digits (got 2)"));
+    assert!(lines[0].ends_with(
+        "relinkd.toml: daemon.log_format (line 2): must be \"text\" or \"json\" (got \"xml\")"
+    ));
+    assert!(lines[1].ends_with(
+        "relinkd.toml: instance \"sales-line\" (line 13): phone: must be 7 to 15 digits (got 2)"
+    ));
     assert_eq!(err.issues().len(), 2);
 }

@@ -174,11 +174,11 @@ channels = ["a"]
     assert_has(
         &all,
         &[
-            "channel[4].bot_token: secret is written inline",
-            "channel[5].url: the Slack webhook URL is a secret",
-            "channel[6].url_file: ",
-            "channel[8].password: secret is written inline",
-            "channel[8].tls: is \"none\": the SMTP password is sent in clear text",
+            "channel \"tg-inline\" (line 32): bot_token: secret is written inline",
+            "channel \"slack-inline\" (line 38): url: the Slack webhook URL is a secret",
+            "channel \"slack-file\" (line 43): url_file: ",
+            "channel \"mail-inline\" (line 56): password: secret is written inline",
+            "channel \"mail-inline\" (line 54): tls: is \"none\": the SMTP password is sent in clear text",
         ],
     );
     for w in &config.warnings {

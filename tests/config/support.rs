@@ -106,17 +106,38 @@ pub fn ok(toml: &str) -> Config {
     }
 }
 
-/// The Display of the error `toml` must produce.
+/// The error `toml` must produce: as displayed (each item by its name and
+/// line, as `places` specifies), then each problem under its plain key path
+/// (`relinkd.toml: instance[0].phone: ...`), so a case can name the key it is about
+/// whatever the item is called.
 pub fn error(toml: &str) -> String {
     error_with(toml, &env(&[]))
 }
 
 pub fn error_with(toml: &str, environment: &HashMap<String, String>) -> String {
-    match load_in(&TempDir::new(), toml, environment) {
+    let dir = TempDir::new();
+    match load_in(&dir, toml, environment) {
         Ok(_) => panic!("expected an error for:\n{toml}"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let file = dir.path().join("relinkd.toml");
+            let keyed: Vec<String> = e
+                .issues()
+                .iter()
+                .map(|i| format!("{}: {}: {}", file.display(), i.key, i.message))
+                .collect();
+            format!("{e}\n{BY_KEY}\n{}", keyed.join("\n"))
+        }
     }
 }
+
+/// The lines of `error`'s output as the operator sees them (its items
+/// placed by name and line, not by key path).
+pub fn shown(error: &str) -> Vec<&str> {
+    error.lines().take_while(|l| *l != BY_KEY).collect()
+}
+
+/// Where `error`'s output turns from what is shown to the problems by key.
+const BY_KEY: &str = "-- by key path --";
 
 /// One bad config per case: what it shows, the config, and the texts its
 /// error must contain.
