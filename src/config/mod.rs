@@ -47,7 +47,7 @@ pub use crate::delivery::whatsapp::Config as WhatsappConfig;
 pub use crate::delivery::{ChannelConfig, ChannelKind, TemplateOverrides};
 pub use crate::validation::{Environment, Issue, ProcessEnv};
 
-/// Why a config could not be loaded. Display: `<file>: <key path>: <what is wrong>`.
+/// Why a config could not be loaded. Display: `<file>: <place>: <what is wrong>`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file itself could not be read.
@@ -124,7 +124,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub channels: Vec<ChannelConfig>,
     pub instances: Vec<InstanceConfig>,
-    /// Each as `<file>: <key path>: <message>`: inline secrets,
+    /// Each as `<file>: <place>: <message>`: inline secrets,
     /// group/world-readable secret files, clamped intervals, an empty fleet,
     /// unused channels.
     pub warnings: Vec<String>,
