@@ -91,7 +91,7 @@ pub async fn run(
          - simulated GREEN-API: http://{sim_addr} (instances: http://{sim_addr}/sim/instances)\n\
          - config used:         {}\n\
          - metrics:             http://{listen}/metrics\n\
-         - fleet status:        relinkd status --config {config}\n\
+         - fleet status:        {relinkd} status --config {config}\n\
          - sales-line is unlinked: watch its code arrive below; a simulated admin enters it \
            after {}.\n\
          - promo-line is restricted (yellowCard): one alert, no codes.\n\
@@ -101,6 +101,7 @@ pub async fn run(
         humantime::format_duration(args.admin_delay),
         humantime::format_duration(args.drop_after),
         config = config_path.display(),
+        relinkd = this_binary(),
     );
 
     let drop_after = args.drop_after;
@@ -114,6 +115,14 @@ pub async fn run(
     Daemon::new(config).run(listener, shutdown).await?;
     println!("relinkd demo stopped.");
     Ok(())
+}
+
+/// This program as a command that runs from any directory: after `cargo
+/// run` nothing named relinkd is on `PATH`.
+fn this_binary() -> String {
+    std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "relinkd".to_owned())
 }
 
 /// Receives signed webhooks like an admin's integration would, and "enters"

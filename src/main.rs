@@ -158,10 +158,14 @@ async fn dispatch(cli: Cli) -> ExitCode {
             print!("{STARTER_CONFIG}");
             ExitCode::SUCCESS
         }
-        Command::Demo(args) => match logging() {
-            Ok(()) => report(demo::run(args, shutdown_signal()).await),
-            Err(code) => code,
-        },
+        Command::Demo(args) => {
+            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text))
+                .map_err(|error| eprintln!("relinkd: {error}"))
+            {
+                Ok(()) => report(demo::run(args, shutdown_signal()).await),
+                Err(()) => ExitCode::FAILURE,
+            }
+        }
         Command::Sim(args) => match logging() {
             Ok(()) => report(sim::run_cli(args, shutdown_signal()).await),
             Err(code) => code,

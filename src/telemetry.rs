@@ -16,7 +16,8 @@ use std::os::unix::fs::MetadataExt as _;
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -34,10 +35,28 @@ pub enum TelemetryError {
 /// Sets up logging for the process; an invalid `RUST_LOG` is an error
 /// rather than a silent `info`.
 pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
+    init_as(format, false)
+}
+
+/// Logging for someone watching a terminal (the demo): text lines short
+/// enough to read there, with the time of day, the level, the message and
+/// its fields, the instance's fields last; no module path, no date.
+pub fn init_for_a_terminal(format: LogFormat) -> Result<(), TelemetryError> {
+    init_as(format, true)
+}
+
+fn init_as(format: LogFormat, short: bool) -> Result<(), TelemetryError> {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref())?;
     let journal = stderr_is_the_journal();
     let writer = Stderr { journal };
     let _ = match (format, journal) {
+        (LogFormat::Text, false) if short => tracing_subscriber::fmt()
+            // Plain, so the instance's name can be read from its span's fields.
+            .with_ansi(false)
+            .event_format(Short)
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init(),
         (LogFormat::Text, false) => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(writer)
@@ -56,6 +75,48 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
             .map_err(Into::into),
     };
     Ok(())
+}
+
+/// A line for a terminal: `10:40:15  INFO sales-line: notification delivered
+/// channel="admin" ...`. The time of day in UTC (the date is the same on
+/// every line of a demo); the instance by its name alone.
+struct Short;
+
+impl<S, N> FormatEvent<S, N> for Short
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let time = crate::clock::utc_time_of_day(crate::clock::now());
+        let level = event.metadata().level();
+        write!(writer, "{} {level:>5} ", time.trim_end_matches(" UTC"))?;
+        for span in ctx
+            .event_scope()
+            .into_iter()
+            .flat_map(|scope| scope.from_root())
+        {
+            let extensions = span.extensions();
+            let fields = extensions.get::<FormattedFields<N>>();
+            if let Some(name) = fields.and_then(|f| field_value(f, "instance")) {
+                write!(writer, "{name}: ")?;
+            }
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// The value of `name=value` in a span's formatted fields.
+fn field_value<'f>(fields: &'f str, name: &str) -> Option<&'f str> {
+    fields
+        .split(' ')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The filter `RUST_LOG` asks for; unset or blank means `info`.

@@ -18,6 +18,8 @@ pub struct Delivered<'a> {
     /// `Some(n)`: the channel had failed `n` attempts (for any instance)
     /// since it last delivered.
     pub recovered_after: Option<u64>,
+    /// The channel's own output showed the delivery: the line is debug.
+    pub shown: bool,
 }
 
 impl Delivered<'_> {
@@ -30,12 +32,12 @@ impl Delivered<'_> {
                 "channel delivers again"
             );
         }
-        tracing::info!(
-            channel = self.channel,
-            event = self.event.as_str(),
-            attempts = self.attempts,
-            "notification delivered"
-        );
+        let (channel, event, attempts) = (self.channel, self.event.as_str(), self.attempts);
+        if self.shown {
+            tracing::debug!(channel, event, attempts, "notification delivered");
+        } else {
+            tracing::info!(channel, event, attempts, "notification delivered");
+        }
     }
 }
 

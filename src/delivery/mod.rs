@@ -165,6 +165,12 @@ pub trait Channel: Send + Sync {
     /// out of every error text it produces.
     fn redactor(&self) -> &Redactor;
     fn attempt_timeout(&self) -> Duration;
+    /// Whether the channel's own output shows each delivery as it happens
+    /// (the console prints the message), so a log line saying so would only
+    /// repeat it.
+    fn shows_its_deliveries(&self) -> bool {
+        false
+    }
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>>;
     /// Why this channel cannot take `notification` at all right now (the
     /// others still get it); `None`: it can.

@@ -61,6 +61,7 @@ pub async fn notify(
                 attempts,
                 elapsed,
                 recovered_after: route.health.delivered(),
+                shown: route.channel.shows_its_deliveries(),
             }
             .emit(route.metrics);
         }

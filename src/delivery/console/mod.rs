@@ -44,6 +44,10 @@ impl Channel for Console {
         self.timeout
     }
 
+    fn shows_its_deliveries(&self) -> bool {
+        true
+    }
+
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
             let text = self.templates.body(notification)?;
