@@ -25,6 +25,7 @@ mod linker;
 mod listener;
 mod metrics;
 mod outbound;
+mod process_metrics;
 mod readiness;
 mod redact;
 mod service;

@@ -45,17 +45,12 @@ impl Metrics {
         build_info.set(1);
         register(&registry, build_info);
 
-        #[cfg(target_os = "linux")]
-        {
-            // process_* metrics, named as every Prometheus client names them.
-            let process = prometheus::process_collector::ProcessCollector::for_self();
-            let _ = prometheus::Registry::register(&registry, Box::new(process));
-        }
-
-        Self {
+        let metrics = Self {
             registry,
             sources: Arc::default(),
-        }
+        };
+        metrics.add_text_source(Arc::new(crate::process_metrics::ProcessMetrics::new()));
+        metrics
     }
 
     /// The registry components register their own metrics on.
