@@ -1,7 +1,8 @@
 //! The monitoring pack against a live relinkd: every metric that the Grafana
 //! dashboard (config/grafana/relinkd.json) and the alerting rules
 //! (config/prometheus/relinkd.rules.yml) query is one the daemon exports, and
-//! every dashboard panel reads from the dashboard's data source variable.
+//! every dashboard panel reads from the dashboard's data source variable;
+//! every alert links to its paragraph of README's Runbook.
 
 mod common;
 
@@ -57,7 +58,8 @@ impl Exported {
 
 /// Metric names in a PromQL expression: identifiers outside string literals
 /// and range selectors that are `up` or start with `relinkd_` or `process_`
-/// (the only metrics relinkd's dashboards and rules may use).
+/// (the only metrics relinkd's dashboards and rules may use), or `relinkd:`
+/// (the rules' own recorded series).
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let bytes = expr.as_bytes();
     let mut names = BTreeSet::new();
@@ -91,7 +93,11 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                     i += 1;
                 }
                 let word = &expr[start..i];
-                if word == "up" || word.starts_with("relinkd_") || word.starts_with("process_") {
+                if word == "up"
+                    || word.starts_with("relinkd_")
+                    || word.starts_with("relinkd:")
+                    || word.starts_with("process_")
+                {
                     names.insert(word.to_owned());
                 }
             }
@@ -321,22 +327,39 @@ async fn every_dashboard_query_uses_exported_metrics_and_the_datasource_variable
 #[tokio::test(start_paused = true)]
 async fn every_alert_rule_uses_exported_metrics() {
     let exprs = rule_exprs(RULES);
-    let alerts: Vec<&str> = RULES
+    let rules: Vec<(&str, &str)> = RULES
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
-        .map(str::trim)
+        .filter_map(|l| {
+            let l = l.trim_start();
+            (l.strip_prefix("- alert:").map(|a| ("alert", a.trim())))
+                .or_else(|| l.strip_prefix("- record:").map(|r| ("record", r.trim())))
+        })
         .collect();
-    assert!(alerts.len() >= 8, "only {} alerts", alerts.len());
-    assert_eq!(exprs.len(), alerts.len(), "one expr per alert: {exprs:#?}");
+    let alerts = rules.iter().filter(|(kind, _)| *kind == "alert").count();
+    assert!(alerts >= 8, "only {alerts} alerts");
+    assert_eq!(exprs.len(), rules.len(), "one expr per rule: {exprs:#?}");
 
+    // A recorded series is used after the rule recording it, from exported
+    // metrics; the uses of exported metrics are checked below.
+    let mut recorded = BTreeSet::new();
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (alert, expr) in alerts.iter().zip(&exprs) {
+    for ((kind, rule), expr) in rules.iter().zip(&exprs) {
         let names = metric_names(expr);
-        assert!(!names.is_empty(), "no metric in {alert}: {expr:?}");
+        assert!(!names.is_empty(), "no metric in {rule}: {expr:?}");
         for name in names {
+            if name.starts_with("relinkd:") {
+                assert!(
+                    recorded.contains(&name),
+                    "{rule} uses {name} before it is recorded"
+                );
+                continue;
+            }
             uses.entry(name)
                 .or_default()
-                .insert(format!("alert {alert}"));
+                .insert(format!("{kind} {rule}"));
+        }
+        if *kind == "record" {
+            recorded.insert((*rule).to_owned());
         }
     }
     for expected in ["up", "relinkd_instance_info", "relinkd_api_requests_total"] {
@@ -344,6 +367,40 @@ async fn every_alert_rule_uses_exported_metrics() {
     }
 
     assert_all_exported(&uses, &live_scrape().await, "the alerting rules");
+}
+
+#[test]
+fn every_alert_has_a_runbook_url_to_its_paragraph_in_the_readme() {
+    let readme = include_str!("../README.md");
+    let runbook = readme
+        .split_once("\n## Runbook\n")
+        .expect("README has a Runbook section")
+        .1;
+    let runbook = runbook.split("\n## ").next().unwrap();
+    let mut alerts = 0;
+    let mut current = None;
+    for line in RULES.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            current = Some(name);
+            alerts += 1;
+        }
+        if let Some(url) = line.strip_prefix("runbook_url: ") {
+            let name = current.take().expect("a runbook_url belongs to an alert");
+            let anchor = name.to_lowercase();
+            assert_eq!(
+                url.trim_matches('"'),
+                format!("https://github.com/relinkd/relinkd/blob/main/README.md#{anchor}"),
+                "{name}"
+            );
+            assert!(
+                runbook.contains(&format!("\n### {name}\n\n**Means:**")),
+                "README's Runbook has no paragraph for {name}"
+            );
+        }
+    }
+    assert!(alerts >= 10, "{alerts} alerts");
+    let with_url = RULES.matches("runbook_url: ").count();
+    assert_eq!(with_url, alerts, "every alert has a runbook_url");
 }
 
 #[test]
