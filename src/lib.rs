@@ -25,7 +25,6 @@ mod linker;
 mod listener;
 mod metrics;
 mod outbound;
-mod process_metrics;
 mod readiness;
 mod redact;
 mod service;

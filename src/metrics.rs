@@ -4,6 +4,8 @@
 //! series are too many for per-series objects (one set per instance) render
 //! their own text through a [`TextSource`].
 
+mod process;
+
 use std::sync::{Arc, RwLock};
 
 use prometheus::{Encoder, IntGauge, Opts, Registry, TextEncoder};
@@ -49,7 +51,7 @@ impl Metrics {
             registry,
             sources: Arc::default(),
         };
-        metrics.add_text_source(Arc::new(crate::process_metrics::ProcessMetrics::new()));
+        metrics.add_text_source(Arc::new(process::ProcessMetrics::new()));
         metrics
     }
 

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::metrics::TextSource;
+use super::TextSource;
 
 /// Renders the process metrics of this process.
 pub struct ProcessMetrics {
