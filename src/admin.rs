@@ -178,6 +178,9 @@ fn what_a_relink_does(status: &InstanceStatus) -> String {
              (a valid code is never replaced); the next code comes when it expires"
         ),
         ("paused", _) => format!("the pause ends with a fresh code budget: {then}"),
+        ("waiting", _) => format!(
+            "the linking windows are overridden for one code (the admin is at the phone): {then}"
+        ),
         ("restricted", _) => format!(
             "relinkd polls it now; while WhatsApp restricts the number ({}), no code is requested",
             status.state.as_deref().unwrap_or("restricted")

@@ -18,6 +18,7 @@ pub mod test_channel;
 pub mod version;
 
 mod admin;
+mod calendar;
 mod delivery;
 mod greenapi;
 mod health;

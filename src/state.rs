@@ -68,6 +68,9 @@ pub enum Record {
     /// The admins were told about this restricted state; after a restart
     /// they are not told again.
     Alerted { state: String },
+    /// Unlinked outside the linking windows; the admins were told. When a
+    /// window opens is not kept: the calendar says, after a restart too.
+    Waiting { episode_started_ms: u64 },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -47,6 +47,8 @@ pub struct Context<'a> {
     pub seconds_left: Option<u64>,
     pub paused_until_utc: Option<String>,
     pub paused_until_local: Option<String>,
+    /// `paused`: `budget` or `window`.
+    pub reason: Option<&'a str>,
     pub codes_used: u32,
     pub timezone: Option<&'a str>,
 }
@@ -72,6 +74,7 @@ impl Context<'static> {
             seconds_left: Some(150),
             paused_until_utc: Some("2026-11-29 11:00:00 UTC".into()),
             paused_until_local: Some("2026-11-29 12:00:00 CET".into()),
+            reason: Some("window"),
             codes_used: 7,
             timezone: Some("Europe/Berlin"),
         }

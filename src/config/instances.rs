@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use toml::Value;
 
 use super::raw::{RawChannel, RawInstance};
+use super::time_intervals::Intervals;
 use super::{InstanceConfig, InstanceSettings, settings};
 use crate::validation::{Report, Reported, SecretContext, Sources, describe, http_url, resolve};
 
@@ -15,6 +16,7 @@ pub(super) fn check(
     raw: &[RawInstance],
     raw_channels: &[RawChannel],
     defaults: &InstanceSettings,
+    intervals: &Intervals,
     ctx: &SecretContext<'_>,
     report: &mut Report,
 ) -> Vec<Option<InstanceConfig>> {
@@ -180,7 +182,7 @@ pub(super) fn check(
             }
         };
 
-        let settings = settings::check(&prefix, &inst.overrides(), defaults, report);
+        let settings = settings::check(&prefix, &inst.overrides(), defaults, intervals, report);
 
         out.push(match (id, name, api_url, api_token, phone, channels) {
             (Some(id), Some(name), Some(api_url), Some(api_token), Some(phone), Some(channels))

@@ -24,6 +24,7 @@ mod instances;
 mod places;
 mod raw;
 mod settings;
+mod time_intervals;
 
 use std::fmt;
 use std::io;
@@ -203,6 +204,8 @@ pub struct InstanceSettings {
     /// IANA time zone (`timezone`, e.g. "Europe/London") in which messages
     /// also show times; `None`: UTC only.
     pub timezone: Option<String>,
+    /// When codes may be requested (`linking_windows`); empty: always.
+    pub linking_windows: crate::calendar::Calendar,
 }
 
 impl Default for InstanceSettings {
@@ -217,6 +220,7 @@ impl Default for InstanceSettings {
             request_timeout: Duration::from_secs(40),
             backoff_max: Duration::from_secs(300),
             timezone: None,
+            linking_windows: crate::calendar::Calendar::default(),
         }
     }
 }
@@ -236,15 +240,24 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
     let ctx = secret_context(path, env);
 
     let daemon = daemon::check(&raw.daemon, &ctx, &mut report);
+    let intervals = time_intervals::check(&raw.time_intervals, crate::clock::now(), &mut report);
     let defaults = settings::check(
         "defaults",
         &raw.defaults,
         &InstanceSettings::default(),
+        &intervals,
         &mut report,
     );
     let channels = channels::check(&raw.channels, &raw.instances, &ctx, &mut report)
         .map_err(|e| text.key_error(e))?;
-    let instances = instances::check(&raw.instances, &raw.channels, &defaults, &ctx, &mut report);
+    let instances = instances::check(
+        &raw.instances,
+        &raw.channels,
+        &defaults,
+        &intervals,
+        &ctx,
+        &mut report,
+    );
     if raw.instances.is_empty() {
         report.warn(
             "instance",

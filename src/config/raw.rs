@@ -23,6 +23,29 @@ pub(super) struct RawConfig {
     pub channels: Vec<RawChannel>,
     #[serde(default, rename = "instance")]
     pub instances: Vec<RawInstance>,
+    #[serde(default, rename = "time_interval")]
+    pub time_intervals: Vec<RawTimeInterval>,
+}
+
+/// One `[[time_interval]]`, Alertmanager's fields as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeInterval {
+    pub name: Option<String>,
+    pub location: Option<String>,
+    pub times: Option<Vec<RawTimeRange>>,
+    pub weekdays: Option<Vec<String>>,
+    pub days_of_month: Option<Vec<String>>,
+    pub months: Option<Vec<String>>,
+    pub years: Option<Vec<String>>,
+}
+
+/// `{ start_time = "08:00", end_time = "20:00" }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeRange {
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +74,7 @@ pub(super) struct RawSettings {
     pub request_timeout: Option<Value>,
     pub backoff_max: Option<Value>,
     pub timezone: Option<Value>,
+    pub linking_windows: Option<Value>,
 }
 
 /// One `[[channel]]`: the keys every channel takes, and the rest as written
@@ -152,6 +176,7 @@ pub(super) struct RawInstance {
     pub request_timeout: Option<Value>,
     pub backoff_max: Option<Value>,
     pub timezone: Option<Value>,
+    pub linking_windows: Option<Value>,
 }
 
 impl RawInstance {
@@ -165,6 +190,7 @@ impl RawInstance {
             request_timeout: self.request_timeout.clone(),
             backoff_max: self.backoff_max.clone(),
             timezone: self.timezone.clone(),
+            linking_windows: self.linking_windows.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ use toml::Value;
 
 use super::InstanceSettings;
 use super::raw::RawSettings;
+use super::time_intervals::Intervals;
 use crate::greenapi::VENDOR_CALL_INTERVAL;
 use crate::validation::{Report, duration, integer, timezone};
 
@@ -26,6 +27,7 @@ pub(super) fn check(
     prefix: &str,
     raw: &RawSettings,
     base: &InstanceSettings,
+    intervals: &Intervals,
     report: &mut Report,
 ) -> InstanceSettings {
     let mut out = base.clone();
@@ -98,6 +100,15 @@ pub(super) fn check(
     {
         out.timezone = Some(zone);
     }
+    if let Some(value) = &raw.linking_windows
+        && let Some(names) = report.check(format!("{prefix}.linking_windows"), window_names(value))
+        && let Some(calendar) = report.check(
+            format!("{prefix}.linking_windows"),
+            intervals.calendar(&names),
+        )
+    {
+        out.linking_windows = calendar;
+    }
     // Said where the budget is written, so 50,000 instances inheriting
     // [defaults] give one warning, not 50,000.
     if raw.code_ttl.is_some() || raw.cooldown.is_some() || raw.codes_per_episode.is_some() {
@@ -161,6 +172,22 @@ fn most_codes_in_an_hour(s: &InstanceSettings) -> u64 {
         rest.div_ceil(ttl).min(per_episode)
     };
     u64::try_from(whole * per_episode + in_rest).unwrap_or(u64::MAX)
+}
+
+/// `linking_windows`: a list of `[[time_interval]]` names (`[]`: always).
+fn window_names(value: &Value) -> Result<Vec<String>, String> {
+    const HINT: &str =
+        "a list of [[time_interval]] names, e.g. linking_windows = [\"office-hours\"]";
+    let Value::Array(items) = value else {
+        return Err(format!("must be {HINT}"));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(name) => Ok(name.clone()),
+            _ => Err(format!("must be {HINT}")),
+        })
+        .collect()
 }
 
 /// Most linking codes in a row WhatsApp tolerates before locking the number out.

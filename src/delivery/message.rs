@@ -51,6 +51,12 @@ pub struct Notification {
     code: Option<SecretString>,
     pub expires_at: Option<SystemTime>,
     pub paused_until: Option<SystemTime>,
+    /// Why codes are paused: `budget` (the code budget is spent) or
+    /// `window` (outside the linking windows).
+    pub pause_reason: Option<&'static str>,
+    /// The zone `paused_until` is also shown in: the opening window's
+    /// `location` (else the instance's `timezone`).
+    pub paused_until_zone: Option<String>,
     pub codes_used: u32,
     /// IANA zone in which times are also shown.
     pub timezone: Option<String>,
@@ -79,6 +85,12 @@ pub struct Payload<'a> {
     pub code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// `paused`: `budget` or `window`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// `paused`: when codes resume (RFC 3339 UTC), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumes_at: Option<String>,
     pub state: &'a str,
     pub text: &'a str,
 }
@@ -102,6 +114,8 @@ impl About {
             code: None,
             expires_at: None,
             paused_until: None,
+            pause_reason: None,
+            paused_until_zone: None,
             codes_used: 0,
             timezone: self.timezone.clone(),
             deadline,
@@ -131,9 +145,30 @@ impl About {
     pub fn paused(&self, codes: u32, until: SystemTime, deadline: Instant) -> Notification {
         Notification {
             paused_until: Some(until),
+            pause_reason: Some("budget"),
             codes_used: codes,
             ..self.build(Event::Paused, "notAuthorized", deadline)
         }
+    }
+
+    /// Outside every linking window until `opens` (shown also in `zone`).
+    pub fn waiting_for_window(
+        &self,
+        opens: Option<SystemTime>,
+        zone: Option<String>,
+        deadline: Instant,
+    ) -> Notification {
+        Notification {
+            paused_until: opens,
+            pause_reason: Some("window"),
+            paused_until_zone: zone,
+            ..self.build(Event::Paused, "notAuthorized", deadline)
+        }
+    }
+
+    /// A linking window opened: codes are requested again.
+    pub fn resumed(&self, deadline: Instant) -> Notification {
+        self.build(Event::Resumed, "notAuthorized", deadline)
     }
 
     pub fn alert(&self, state: &str, deadline: Instant) -> Notification {
@@ -162,6 +197,11 @@ impl Notification {
             instance: &self.instance,
             code: self.code(),
             expires_at: self.expires_at.map(crate::clock::rfc3339),
+            reason: self.pause_reason,
+            resumes_at: self
+                .paused_until
+                .filter(|_| self.event == Event::Paused)
+                .map(crate::clock::rfc3339),
             state: &self.state,
             text,
         }

@@ -45,13 +45,16 @@ Expires {{ expires_at_utc }}{% if expires_at_local %} ({{ expires_at_local }}){%
 On the phone of +{{ phone }}, open WhatsApp → Linked devices → Link a device → Link with phone number instead, and enter the code.";
 pub const DEFAULT_LINKED: &str =
     "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is linked again. Nothing more to do.";
-pub const DEFAULT_PAUSED: &str = "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is still not linked after {{ codes_used }} codes in a row. \
+pub const DEFAULT_PAUSED: &str = "{% if reason == \"window\" %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) is not linked, \
+and it is outside its linking windows: {% if paused_until_utc %}no code until {{ paused_until_utc }}{% if paused_until_local %} ({{ paused_until_local }}){% endif %}\
+{% else %}no window opens, so no code will be requested{% endif %}. \
+To get a code now: relinkd relink {{ instance_id }}\
+{% else %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) is still not linked after {{ codes_used }} codes in a row. \
 No more codes until {{ paused_until_utc }}{% if paused_until_local %} ({{ paused_until_local }}){% endif %}, so WhatsApp does not lock the number out. \
-To get a code sooner: relinkd relink {{ instance_id }}";
+To get a code sooner: relinkd relink {{ instance_id }}{% endif %}";
 pub const DEFAULT_ALERT: &str = "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is {{ state }}: WhatsApp restricts this number, \
 so no linking codes will be requested. Check the number in the GREEN-API console.";
-pub const DEFAULT_RESUMED: &str =
-    "relinkd: codes resume for {{ instance_name | bold }} ({{ instance_id }}).";
+pub const DEFAULT_RESUMED: &str = "relinkd: a linking window opened: codes resume for {{ instance_name | bold }} ({{ instance_id }}).";
 pub const DEFAULT_TEST: &str = "relinkd: test message for channel {{ channel | bold }}. \
 If you can read this, linking codes will reach you here.";
 pub const DEFAULT_SUBJECT: &str = "relinkd: {% if event == \"code\" %}code for {{ instance_name }} (expires {{ expires_at_time_utc }})\
@@ -127,7 +130,11 @@ fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
             .expires_at
             .map(|t| t.duration_since(clock::now()).map_or(0, |d| d.as_secs())),
         paused_until_utc: n.paused_until.map(clock::utc),
-        paused_until_local: local(n.paused_until),
+        paused_until_local: n
+            .paused_until
+            .zip(n.paused_until_zone.as_deref().or(zone))
+            .and_then(|(t, z)| clock::in_zone(t, z)),
+        reason: n.pause_reason,
         codes_used: n.codes_used,
         timezone: zone,
     }

@@ -153,6 +153,34 @@ impl Paused {
     }
 }
 
+/// Unlinked outside every linking window: no code until one opens.
+pub struct WaitingForWindow {
+    pub opens: Option<SystemTime>,
+}
+
+impl WaitingForWindow {
+    pub fn emit(&self, _metrics: &InstanceMetrics) {
+        match self.opens {
+            Some(opens) => tracing::info!(
+                opens = %clock::utc(opens),
+                "outside the linking windows; no code until one opens"
+            ),
+            None => tracing::warn!(
+                "outside the linking windows, and none opens within 8 years; no codes"
+            ),
+        }
+    }
+}
+
+/// A linking window opened for an unlinked instance.
+pub struct Resumed;
+
+impl Resumed {
+    pub fn emit(&self) {
+        tracing::info!("a linking window opened; codes resume");
+    }
+}
+
 /// WhatsApp restricted the instance.
 pub struct Restricted<'a> {
     pub state: &'a InstanceState,

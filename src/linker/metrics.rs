@@ -162,6 +162,7 @@ pub struct InstanceMetrics {
     relinks: AtomicU64,
     episodes_paused: AtomicU64,
     paused: AtomicU64,
+    waiting: AtomicU64,
     unlinked_since_unix: AtomicU64,
     last_successful_poll_unix: AtomicU64,
 }
@@ -177,6 +178,7 @@ impl InstanceMetrics {
             relinks: AtomicU64::new(0),
             episodes_paused: AtomicU64::new(0),
             paused: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             unlinked_since_unix: AtomicU64::new(0),
             last_successful_poll_unix: AtomicU64::new(0),
         }
@@ -202,6 +204,7 @@ impl InstanceMetrics {
             relinks: copy(&self.relinks),
             episodes_paused: copy(&self.episodes_paused),
             paused: copy(&self.paused),
+            waiting: copy(&self.waiting),
             unlinked_since_unix: copy(&self.unlinked_since_unix),
             last_successful_poll_unix: copy(&self.last_successful_poll_unix),
         }
@@ -222,8 +225,10 @@ impl InstanceMetrics {
     }
 
     /// The episode as metrics see it: since when unlinked (`None`: no
-    /// episode) and whether codes are paused.
-    pub fn set_episode(&self, unlinked_since: Option<SystemTime>, paused: bool) {
+    /// episode), whether codes are paused (the budget is spent) and whether
+    /// the instance waits for a linking window.
+    pub fn set_episode(&self, unlinked_since: Option<SystemTime>, paused: bool, waiting: bool) {
+        self.waiting.store(u64::from(waiting), Ordering::Relaxed);
         self.unlinked_since_unix.store(
             unlinked_since.map_or(0, crate::clock::unix_seconds),
             Ordering::Relaxed,
@@ -358,6 +363,14 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         "gauge",
         "1 while the instance's code budget is spent and codes are paused, else 0.",
         |m| m.paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_instance_waiting_for_window",
+        "gauge",
+        "1 while the instance is unlinked outside its linking windows and no code is requested, else 0.",
+        |m| m.waiting.load(Ordering::Relaxed),
     );
     simple_family(
         out,

@@ -12,6 +12,12 @@
 //! - `authorized` ends an episode with one `Linked` notice.
 //! - `blocked`/`suspended`/`yellowCard`: one `Alert` notice, no codes.
 //!   `starting`, `sleepMode` and unknown states: wait, no codes.
+//! - Codes only inside the instance's linking windows: outside them, one
+//!   `WaitingForWindow` notice and no code until a window opens (whether
+//!   one is open is computed from the calendar at each decision, never
+//!   remembered); then one `Resumed` notice and a fresh budget. A code
+//!   already delivered when a window closes is left to expire. A relink
+//!   allows one code outside the windows.
 
 use std::time::Duration;
 
@@ -19,6 +25,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 use tokio::time::Instant;
 
+use crate::calendar::Opening;
+use crate::clock;
 use crate::config::InstanceSettings;
 use crate::greenapi::{InstanceState, VENDOR_CALL_INTERVAL};
 
@@ -49,7 +57,8 @@ pub enum Input {
         expires_at: Instant,
         delivered: bool,
     },
-    /// An operator asked for codes now (ends a pause).
+    /// An operator asked for codes now (ends a pause; allows one code
+    /// outside the linking windows).
     RelinkRequested,
 }
 
@@ -67,8 +76,21 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Linked,
-    Paused { until: Instant, codes: u32 },
-    Alert { state: InstanceState },
+    /// The budget is spent (reason `budget`).
+    Paused {
+        until: Instant,
+        codes: u32,
+    },
+    /// Outside every linking window (reason `window`); `opens`: when the
+    /// next one opens (`None`: none within the calendar's horizon).
+    WaitingForWindow {
+        opens: Option<Instant>,
+    },
+    /// A window opened: codes are requested again.
+    Resumed,
+    Alert {
+        state: InstanceState,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +116,12 @@ pub enum Phase {
         until: Instant,
         codes_used: u32,
     },
+    /// Unlinked outside every linking window: no codes until one opens
+    /// (`opens`, as computed when last asked; the calendar decides).
+    Waiting {
+        started: Instant,
+        opens: Option<Instant>,
+    },
     /// A restricted state was reported to the admins; no codes.
     Alerted(InstanceState),
 }
@@ -110,6 +138,9 @@ pub struct Policy {
     /// Consecutive code requests without a code; kept apart from polls, which
     /// succeed in between, so the code backoff keeps growing.
     code_failures: u32,
+    /// A relink asked for a code now: the next code request ignores the
+    /// linking windows (then this is cleared).
+    window_override: bool,
     next_at: Instant,
     /// Jitter, seeded by the instance id: reproducible per instance, spread
     /// across the fleet.
@@ -127,6 +158,7 @@ impl Policy {
             alerted: None,
             poll_failures: 0,
             code_failures: 0,
+            window_override: false,
             next_at: first_poll,
             rng: SmallRng::seed_from_u64(seed),
         }
@@ -172,6 +204,13 @@ impl Policy {
         };
         let mut policy = Self::new(settings, seed, first_poll);
         policy.phase = phase;
+        // When the window opens is computed now, not taken from the file.
+        if let Phase::Waiting { started, .. } = policy.phase {
+            policy.phase = Phase::Waiting {
+                started: started_by(started),
+                opens: policy.closed_until(now).flatten(),
+            };
+        }
         policy
     }
 
@@ -216,6 +255,14 @@ impl Policy {
     /// reload must not make relinkd call a failing vendor sooner.
     pub fn update_settings(&mut self, settings: InstanceSettings, now: Instant) {
         self.settings = settings;
+        // New windows: when the wait ends is asked of the new calendar.
+        if let Phase::Waiting { started, .. } = self.phase {
+            let opens = self.closed_until(now).flatten();
+            self.phase = Phase::Waiting { started, opens };
+            if let Some(opens) = opens {
+                self.next_at = self.next_at.min(opens.max(now));
+            }
+        }
         if self.failures() > 0 {
             return;
         }
@@ -305,12 +352,13 @@ impl Policy {
             InstanceState::Authorized => {
                 // Only an episode ends "linked again"; leaving a restricted
                 // state without one is not a relink.
-                if matches!(self.phase, Phase::Linking { .. } | Phase::Paused { .. }) {
+                if self.episode_started().is_some() {
                     actions.push(Action::Notify(Notice::Linked));
                 }
                 self.phase = Phase::Watching;
                 self.alerted = None;
                 self.code_failures = 0;
+                self.window_override = false;
             }
             InstanceState::NotAuthorized => match &mut self.phase {
                 Phase::Watching | Phase::Alerted(_) => {
@@ -326,6 +374,19 @@ impl Policy {
                     _ => return self.request_code_or_pause(now),
                 },
                 Phase::Paused { .. } => {}
+                Phase::Waiting { started, .. } => {
+                    let started = *started;
+                    if self.window_override || self.closed_until(now).is_none() {
+                        self.phase = Phase::Linking {
+                            started,
+                            codes_used: 0,
+                            code: None,
+                        };
+                        let mut actions = vec![Action::Notify(Notice::Resumed)];
+                        actions.extend(self.request_code_or_pause(now));
+                        return actions;
+                    }
+                }
             },
             // Told once per restricted state. An episode under way is kept
             // (its code, budget and pause), so a blip cannot reset them.
@@ -342,8 +403,9 @@ impl Policy {
                 match self.phase {
                     Phase::Watching | Phase::Alerted(_) => {
                         self.phase = Phase::Alerted(state.clone());
+                        self.window_override = false;
                     }
-                    Phase::Linking { .. } | Phase::Paused { .. } => {
+                    Phase::Linking { .. } | Phase::Paused { .. } | Phase::Waiting { .. } => {
                         self.alerted = Some(state.clone());
                     }
                 }
@@ -366,6 +428,12 @@ impl Policy {
             return Vec::new();
         };
         if codes_used < self.settings.codes_per_episode {
+            let overridden = std::mem::take(&mut self.window_override);
+            if !overridden && let Some(opens) = self.closed_until(now) {
+                self.phase = Phase::Waiting { started, opens };
+                self.schedule_poll(now);
+                return vec![Action::Notify(Notice::WaitingForWindow { opens })];
+            }
             // The code request is the next call; its answer schedules the poll.
             self.next_at = now + self.settings.backoff_max.max(self.interval());
             return vec![Action::RequestCode];
@@ -405,8 +473,9 @@ impl Policy {
     }
 
     fn on_relink(&mut self, now: Instant) -> Vec<Action> {
+        self.window_override = true;
         match self.phase {
-            Phase::Paused { started, .. } => {
+            Phase::Paused { started, .. } | Phase::Waiting { started, .. } => {
                 self.phase = Phase::Linking {
                     started,
                     codes_used: 0,
@@ -420,6 +489,29 @@ impl Policy {
         self.code_failures = 0;
         self.next_at = now;
         Vec::new()
+    }
+
+    /// When the episode (the instance unlinked) started; `None` outside one.
+    pub fn episode_started(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Linking { started, .. }
+            | Phase::Paused { started, .. }
+            | Phase::Waiting { started, .. } => Some(started),
+            Phase::Watching | Phase::Alerted(_) => None,
+        }
+    }
+
+    /// `None` if a linking window is open at `now`; else when the next one
+    /// opens (`Some(None)`: none will within the calendar's horizon).
+    fn closed_until(&self, now: Instant) -> Option<Option<Instant>> {
+        let wall_now = clock::wall(now);
+        match self.settings.linking_windows.at(wall_now) {
+            Opening::Open => None,
+            Opening::OpensAt(at) => {
+                Some(Some(now + at.duration_since(wall_now).unwrap_or_default()))
+            }
+            Opening::Never => Some(None),
+        }
     }
 
     /// The poll interval of the current phase.
@@ -442,7 +534,11 @@ impl Policy {
         {
             next = next.min(code.expires_at.max(now + VENDOR_CALL_INTERVAL));
         }
-        if let Phase::Paused { until, .. } = self.phase {
+        if let Phase::Paused { until, .. }
+        | Phase::Waiting {
+            opens: Some(until), ..
+        } = self.phase
+        {
             next = next.min(until.max(now + VENDOR_CALL_INTERVAL));
         }
         self.next_at = next;

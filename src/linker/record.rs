@@ -44,6 +44,9 @@ pub fn record_of(phase: &Phase) -> Option<Record> {
         Phase::Alerted(state) => Record::Alerted {
             state: state.as_str().to_owned(),
         },
+        Phase::Waiting { started, .. } => Record::Waiting {
+            episode_started_ms: ms(*started),
+        },
     })
 }
 
@@ -73,6 +76,11 @@ pub fn phase_of(record: &Record) -> Phase {
             codes_used: *codes_used,
         },
         Record::Alerted { state } => Phase::Alerted(InstanceState::parse(state)),
+        // `Policy::restore` asks the calendar when the wait ends.
+        Record::Waiting { episode_started_ms } => Phase::Waiting {
+            started: from_ms(*episode_started_ms),
+            opens: None,
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use super::events::{
     CodeDelivered, CodeDelivering, CodeRequested, Linked, Paused, PollFailed, Polled,
-    RelinkRequested, Restricted,
+    RelinkRequested, Restricted, Resumed, WaitingForWindow,
 };
 use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
@@ -195,7 +195,11 @@ impl Supervisor {
     }
 
     fn measure_delivery(&mut self, delivered: bool) {
-        let first_after = match (delivered, self.episode_measured, self.episode_started()) {
+        let first_after = match (
+            delivered,
+            self.episode_measured,
+            self.policy.episode_started(),
+        ) {
             (true, false, Some(started)) => {
                 self.episode_measured = true;
                 Some(Instant::now().saturating_duration_since(started))
@@ -209,13 +213,6 @@ impl Supervisor {
         .emit(&self.shared.codes);
     }
 
-    fn episode_started(&self) -> Option<Instant> {
-        match self.policy.phase() {
-            Phase::Linking { started, .. } | Phase::Paused { started, .. } => Some(*started),
-            Phase::Watching | Phase::Alerted(_) => None,
-        }
-    }
-
     /// Shows the new status and persists the episode if it changed.
     fn publish(&mut self) {
         let code_expiry = match self.policy.phase() {
@@ -225,13 +222,14 @@ impl Supervisor {
             _ => None,
         };
         self.metrics.set_code_expiry(code_expiry);
-        let started = self.episode_started();
+        let started = self.policy.episode_started();
         if started.is_none() {
             self.episode_measured = false;
         }
         self.metrics.set_episode(
             started.map(clock::wall),
             matches!(self.policy.phase(), Phase::Paused { .. }),
+            matches!(self.policy.phase(), Phase::Waiting { .. }),
         );
         self.shared.view.update(
             &self.spec.instance.name,
@@ -382,6 +380,19 @@ impl Supervisor {
                 let until = clock::wall(until);
                 Paused { codes, until }.emit(&self.metrics);
                 about.paused(codes, until, deadline)
+            }
+            Notice::WaitingForWindow { opens } => {
+                let opens = opens.map(clock::wall);
+                let calendar = &self.policy.settings().linking_windows;
+                let zone = calendar
+                    .first_to_open(clock::now())
+                    .map(|w| w.location().to_owned());
+                WaitingForWindow { opens }.emit(&self.metrics);
+                about.waiting_for_window(opens, zone, deadline)
+            }
+            Notice::Resumed => {
+                Resumed.emit();
+                about.resumed(deadline)
             }
             Notice::Alert { state } => {
                 self.end_code();

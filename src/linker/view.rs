@@ -161,7 +161,7 @@ impl FleetView {
         for status in statuses {
             match (status.phase.as_str(), status.state.as_deref()) {
                 ("linking", _) => summary.linking += 1,
-                ("paused", _) => summary.paused += 1,
+                ("paused" | "waiting", _) => summary.paused += 1,
                 ("restricted", _) => summary.restricted += 1,
                 (_, Some("authorized")) => summary.linked += 1,
                 _ => summary.other += 1,
@@ -264,8 +264,8 @@ impl InstanceView {
         s.episode_started = None;
         s.codes_used = 0;
         let (phase, next_action) = match policy.phase() {
-            Phase::Watching => ("watching", "poll"),
-            Phase::Alerted(_) => ("restricted", "poll"),
+            Phase::Watching => ("watching", "poll".to_owned()),
+            Phase::Alerted(_) => ("restricted", "poll".to_owned()),
             Phase::Linking {
                 started,
                 codes_used,
@@ -281,7 +281,7 @@ impl InstanceView {
                 } else {
                     "poll, then request a code"
                 };
-                ("linking", next)
+                ("linking", next.to_owned())
             }
             Phase::Paused {
                 started,
@@ -291,16 +291,24 @@ impl InstanceView {
                 s.episode_started = Some(rfc3339(clock::wall(*started)));
                 s.codes_used = *codes_used;
                 s.paused_until = Some(rfc3339(clock::wall(*until)));
-                ("paused", "poll (codes paused)")
+                ("paused", "poll (codes paused)".to_owned())
+            }
+            Phase::Waiting { started, opens } => {
+                s.episode_started = Some(rfc3339(clock::wall(*started)));
+                s.paused_until = opens.map(|o| rfc3339(clock::wall(o)));
+                let next = match s.paused_until.as_deref() {
+                    Some(until) => format!("waiting for window until {until}"),
+                    None => "waiting for window (none opens)".to_owned(),
+                };
+                ("waiting", next)
             }
         };
         s.phase = phase.to_owned();
         s.next_action = if policy.failures() > 0 {
-            "poll (backing off after errors)"
+            "poll (backing off after errors)".to_owned()
         } else {
             next_action
-        }
-        .to_owned();
+        };
         s.next_at = rfc3339(clock::wall(policy.next_at()));
         s.consecutive_failures = policy.failures();
         if policy.failures() == 0 {

@@ -269,6 +269,7 @@ fn full_fixture_loads_every_key() {
             request_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
             timezone: Some("America/New_York".into()),
+            ..InstanceSettings::default()
         }
     );
     let two = &config.instances[1];
@@ -287,6 +288,7 @@ fn full_fixture_loads_every_key() {
             request_timeout: Duration::from_secs(20),
             backoff_max: Duration::from_secs(600),
             timezone: Some("Europe/London".into()),
+            ..InstanceSettings::default()
         }
     );
     let three = config.instance(7).unwrap();
@@ -355,6 +357,7 @@ fn defaults_apply_when_nothing_is_set() {
             request_timeout: Duration::from_secs(40),
             backoff_max: Duration::from_secs(300),
             timezone: None,
+            ..InstanceSettings::default()
         }
     );
     assert_eq!(*s, InstanceSettings::default());

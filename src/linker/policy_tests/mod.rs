@@ -14,6 +14,7 @@ mod episodes;
 mod failures;
 mod restarts;
 mod timing;
+mod windows;
 
 const S: Duration = Duration::from_secs(1);
 
@@ -27,6 +28,7 @@ fn settings() -> InstanceSettings {
         request_timeout: 40 * S,
         backoff_max: 300 * S,
         timezone: None,
+        linking_windows: crate::calendar::Calendar::default(),
     }
 }
 

@@ -1,0 +1,250 @@
+//! Linking windows: no codes outside them, one notice each way, decided
+//! from the calendar at each step (never from a remembered edge).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::*;
+use crate::calendar::{Calendar, IntervalSpec, TimeInterval};
+use crate::clock;
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The UTC `(year, month, day, "HH:MM")` of `at`, rounded up to a minute.
+fn utc_minute(at: SystemTime) -> (String, String, String, String) {
+    let ts = jiff::Timestamp::try_from(at).unwrap();
+    let ts = ts
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Minute)
+                .mode(jiff::RoundMode::Ceil),
+        )
+        .unwrap();
+    let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).datetime();
+    (
+        dt.year().to_string(),
+        dt.month().to_string(),
+        dt.day().to_string(),
+        format!("{:02}:{:02}", dt.hour(), dt.minute()),
+    )
+}
+
+/// A calendar open only from `from` to `to` (UTC, whole minutes, `from`
+/// rounded up), at most a day apart: one interval per UTC day it spans.
+fn open_between(from: SystemTime, to: SystemTime) -> Calendar {
+    let (y1, m1, d1, t1) = utc_minute(from);
+    let (y2, m2, d2, t2) = utc_minute(to);
+    let day = |y: &str, m: &str, d: &str, start: &str, end: &str| {
+        let spec = IntervalSpec {
+            name: "window",
+            times: vec![(start, end)],
+            days_of_month: vec![d],
+            months: vec![m],
+            years: vec![y],
+            ..IntervalSpec::default()
+        };
+        Arc::new(TimeInterval::parse(&spec).unwrap())
+    };
+    if (&y1, &m1, &d1) == (&y2, &m2, &d2) {
+        Calendar::new(vec![day(&y1, &m1, &d1, &t1, &t2)])
+    } else {
+        let mut windows = vec![day(&y1, &m1, &d1, &t1, "24:00")];
+        if t2 != "00:00" {
+            windows.push(day(&y2, &m2, &d2, "00:00", &t2));
+        }
+        Calendar::new(windows)
+    }
+}
+
+fn with_windows(calendar: Calendar) -> Harness {
+    Harness::with(InstanceSettings {
+        linking_windows: calendar,
+        ..settings()
+    })
+}
+
+/// The harness's `now` on the wall clock.
+fn wall(h: &Harness) -> SystemTime {
+    clock::wall(h.now)
+}
+
+fn waiting_notice(actions: &[Action]) -> Option<Instant> {
+    match actions {
+        [Action::Notify(Notice::WaitingForWindow { opens })] => *opens,
+        other => panic!("expected one WaitingForWindow notice, got {other:?}"),
+    }
+}
+
+#[test]
+fn outside_every_window_an_unlinked_instance_gets_one_notice_and_no_code() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    let opens = waiting_notice(&h.poll(InstanceState::NotAuthorized)).expect("a window opens");
+    let until_open = opens - h.now;
+    assert!(
+        until_open > 2 * HOUR - MIN && until_open <= 2 * HOUR + MIN,
+        "{until_open:?}"
+    );
+    assert!(matches!(h.policy.phase(), Phase::Waiting { .. }));
+    // An hour of polls: no second notice, no code.
+    let deadline = h.now + HOUR;
+    while h.now < deadline {
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+    }
+}
+
+#[test]
+fn a_window_opening_resumes_with_one_notice_and_a_code_at_its_start() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    let opens = waiting_notice(&h.poll(InstanceState::NotAuthorized)).unwrap();
+    loop {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        if !actions.is_empty() {
+            assert_eq!(
+                actions,
+                vec![Action::Notify(Notice::Resumed), Action::RequestCode]
+            );
+            break;
+        }
+        assert!(h.now < opens, "no code at the window's start");
+    }
+    // The poll came at the window's start, not a poll interval later.
+    assert!(h.now >= opens && h.now - opens < S, "{:?}", h.now - opens);
+    assert_eq!(codes_used(&h.policy), 0);
+}
+
+#[test]
+fn a_code_outstanding_when_the_window_closes_is_left_to_expire_and_none_follows() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    // Open now, closing within two minutes (rounded up to a whole minute):
+    // before the code expires at 2.5 minutes.
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start - 2 * MIN, start + MIN),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    let expires_at = h.get_code();
+    loop {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        if h.now < expires_at {
+            assert!(actions.is_empty(), "{actions:?} while the code is valid");
+            continue;
+        }
+        // The code expired outside the window: a notice, no new code; no
+        // window opens again.
+        assert_eq!(waiting_notice(&actions), None);
+        break;
+    }
+    for _ in 0..10 {
+        assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+    }
+}
+
+#[test]
+fn a_relink_allows_one_code_outside_the_windows() {
+    let mut h = with_windows(Calendar::default());
+    let start = wall(&h);
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start + 5 * HOUR, start + 6 * HOUR),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    waiting_notice(&h.poll(InstanceState::NotAuthorized));
+    h.wait(10 * S);
+    assert!(h.feed(Input::RelinkRequested).is_empty());
+    let expires_at = h.get_code();
+    h.wait(expires_at - h.now);
+    // The next code would be outside the windows again: a notice instead.
+    let actions = h.poll(InstanceState::NotAuthorized);
+    assert!(waiting_notice(&actions).is_some());
+}
+
+#[test]
+fn a_missed_edge_cannot_strand_an_instance() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start + HOUR, start + 3 * HOUR),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    waiting_notice(&h.poll(InstanceState::NotAuthorized));
+    // The timer for the window's start never fired: the next poll comes
+    // half an hour into the window, and the calendar says it is open.
+    h.wait(90 * MIN);
+    assert_eq!(h.feed(Input::Due), vec![Action::PollState]);
+    assert_eq!(
+        h.feed(Input::Polled(InstanceState::NotAuthorized)),
+        vec![Action::Notify(Notice::Resumed), Action::RequestCode]
+    );
+}
+
+#[test]
+fn a_wait_survives_a_restart_without_a_second_notice() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    let windows = open_between(start + 2 * HOUR, start + 3 * HOUR);
+    let settings = InstanceSettings {
+        linking_windows: windows,
+        ..settings()
+    };
+    h.policy = Policy::new(settings.clone(), 42, h.now);
+    waiting_notice(&h.poll(InstanceState::NotAuthorized));
+    let saved = h.policy.persisted().unwrap();
+    let restarted = Policy::restore(settings, 42, h.now, h.now, saved);
+    assert!(
+        matches!(restarted.phase(), Phase::Waiting { opens: Some(_), .. }),
+        "{:?}",
+        restarted.phase()
+    );
+    let mut h = Harness::of(restarted, h.now);
+    assert!(h.poll(InstanceState::NotAuthorized).is_empty());
+}
+
+#[test]
+fn a_linked_instance_ends_the_wait_with_a_linked_notice() {
+    let mut h = Harness::new();
+    let start = wall(&h);
+    h.policy = Policy::new(
+        InstanceSettings {
+            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
+            ..settings()
+        },
+        42,
+        h.now,
+    );
+    waiting_notice(&h.poll(InstanceState::NotAuthorized));
+    assert_eq!(
+        h.poll(InstanceState::Authorized),
+        vec![Action::Notify(Notice::Linked)]
+    );
+    assert_eq!(h.policy.phase(), &Phase::Watching);
+}
