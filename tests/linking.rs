@@ -85,6 +85,15 @@ async fn the_budget_pauses_the_episode_with_exactly_one_notice() {
     let paused = s.hook.events("paused");
     assert_eq!(paused.len(), 1, "one paused notice");
     assert!(paused[0].json["text"].as_str().unwrap().contains("relink"));
+    assert_eq!(paused[0].json["reason"], "budget");
+    assert!(
+        paused[0].json["resumes_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{}",
+        paused[0].json
+    );
     let id = wa(FIRST_ID);
     let labels = [("wa_instance", id.as_str())];
     assert_eq!(

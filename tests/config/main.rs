@@ -8,3 +8,4 @@ mod places;
 mod rejected;
 mod secrets;
 mod support;
+mod time_intervals;
