@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::control::Commands;
+use crate::forwarded::Forwarded;
 use crate::linker::{FleetView, InstanceStatus};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -32,6 +33,8 @@ pub struct AdminState {
     pub commands: Commands,
     /// Replaced by a reload; read per request.
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
+    /// `POST /hooks/greenapi`, behind its own token.
+    pub forwarded: Forwarded,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -49,7 +52,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(api)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::forwarded::router(state.forwarded))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

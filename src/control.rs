@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::{Config, ConfigError, DaemonConfig};
 use crate::delivery::{BuildDeps, BuildError, DeliveryMetrics, Dispatcher};
-use crate::greenapi::Client;
+use crate::greenapi::{Client, InstanceState};
 use crate::linker::{Changes, Fleet};
 use crate::metrics::register;
 use crate::service::Notifier;
@@ -36,6 +36,13 @@ pub enum Command {
     /// id is in the running config.
     Relink {
         id: u64,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A forwarded notification says the instance's state changed: poll it
+    /// now. The reply says whether the id is in the running config.
+    Hint {
+        id: u64,
+        state: InstanceState,
         reply: oneshot::Sender<bool>,
     },
 }
@@ -66,6 +73,12 @@ impl Commands {
     pub async fn relink(&self, id: u64) -> Option<bool> {
         let (reply, known) = oneshot::channel();
         self.0.send(Command::Relink { id, reply }).await.ok()?;
+        known.await.ok()
+    }
+
+    pub async fn hint(&self, id: u64, state: InstanceState) -> Option<bool> {
+        let (reply, known) = oneshot::channel();
+        self.0.send(Command::Hint { id, state, reply }).await.ok()?;
         known.await.ok()
     }
 }
@@ -167,6 +180,8 @@ pub struct Control {
     pub reload_metrics: ReloadMetrics,
     /// Shared with the admin API, which checks requests against it.
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
+    /// The forwarded webhooks' token, which a reload replaces too.
+    pub webhook_token: Arc<RwLock<Option<SecretString>>>,
 }
 
 /// A config being read for a reload, and who waits for its outcome.
@@ -192,6 +207,9 @@ impl Control {
                 Some(command) = commands.recv() => match command {
                     Command::Relink { id, reply } => {
                         let _ = reply.send(self.fleet.relink(id));
+                    }
+                    Command::Hint { id, state, reply } => {
+                        let _ = reply.send(self.fleet.hint(id, state));
                     }
                     Command::Reload { reply } => {
                         let replies = if pending.is_some() {
@@ -273,10 +291,15 @@ impl Control {
         let changes = self.fleet.reconcile(&new, dispatcher).await;
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.daemon.admin_token.clone();
-        // Settings of [daemon] other than the admin token need a restart.
+        *self
+            .webhook_token
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = new.daemon.greenapi_webhook_token.clone();
+        // Settings of [daemon] other than the tokens need a restart.
         let mut new = new;
         new.daemon = DaemonConfig {
             admin_token: new.daemon.admin_token.clone(),
+            greenapi_webhook_token: new.daemon.greenapi_webhook_token.clone(),
             ..self.config.daemon.clone()
         };
         self.config = new;

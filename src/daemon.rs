@@ -13,6 +13,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{self, Config};
 use crate::control::{self, Command, Commands, Control, ReloadMetrics};
 use crate::delivery::DeliveryMetrics;
+use crate::forwarded::Forwarded;
 use crate::greenapi::{ApiMetrics, Client};
 use crate::health;
 use crate::linker::{Fleet, FleetDeps, LinkerMetrics};
@@ -152,12 +153,15 @@ impl Daemon {
             .spawn(board.write_until(store, stages.state.child_token()));
 
         let admin_token = Arc::new(RwLock::new(config.daemon.admin_token.clone()));
+        let webhook_token = Arc::new(RwLock::new(config.daemon.greenapi_webhook_token.clone()));
+        let forwarded = Forwarded::new(webhook_token.clone(), commands.clone(), metrics.registry());
         let router = admin::router(AdminState {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             fleet: view.clone(),
             commands,
             admin_token: admin_token.clone(),
+            forwarded,
         });
         let (max_connections, capped) = listener::connection_limit(config.daemon.max_connections);
         if let Some(why) = capped {
@@ -182,6 +186,7 @@ impl Daemon {
             delivery_metrics,
             reload_metrics: reload_metrics.clone(),
             admin_token,
+            webhook_token,
         };
         stages
             .control

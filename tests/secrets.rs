@@ -261,7 +261,9 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
     let dir = tempfile::tempdir().unwrap();
     let slack_url = format!("http://{slack_addr}/services/T9/B9/sweep-url-secret");
     const SMTP_PASSWORD: &str = "smtp-pass-7e1d";
+    const FORWARD_TOKEN: &str = "fwd-token-3b8c61";
     for (name, secret) in [
+        ("forward-token", FORWARD_TOKEN),
         ("token", TOKEN),
         ("admin", ADMIN_TOKEN),
         ("whsec", WHSEC),
@@ -283,7 +285,7 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
     let smtp = closed_port();
     let mut toml = format!(
         "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\nlog_format = \"json\"\n\
-         admin_token_file = \"admin\"\n\
+         admin_token_file = \"admin\"\ngreenapi_webhook_token_file = \"forward-token\"\n\
          [defaults]\npoll_interval = \"1s\"\nlinking_poll_interval = \"1s\"\n\
          [[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\nsecret_file = \"whsec\"\n\
          [[channel]]\nname = \"tg\"\ntype = \"telegram\"\nbot_token_file = \"tg-token\"\n\
@@ -325,6 +327,23 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
     .await;
 
     let base = format!("http://127.0.0.1:{port}");
+    // Forwarded notifications, with the right token and a wrong one that
+    // differs from it by its last character only.
+    for token in [
+        FORWARD_TOKEN.to_owned(),
+        format!("{}x", &FORWARD_TOKEN[..FORWARD_TOKEN.len() - 1]),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/hooks/greenapi"))
+            .bearer_auth(&token)
+            .body(format!(
+                r#"{{"typeWebhook":"stateInstanceChanged","instanceData":{{"idInstance":{FIRST_ID}}},"stateInstance":"notAuthorized"}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(response.status().as_u16(), 200 | 401));
+    }
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
@@ -377,6 +396,7 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
         .whole("the Slack webhook URL", &slack_url)
         .secret("the Slack webhook path", "/services/T9/B9/sweep-url-secret")
         .secret("the SMTP password", SMTP_PASSWORD)
+        .secret("the forwarded webhooks' token", FORWARD_TOKEN)
         .codes(codes);
     let logs = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     assert!(

@@ -67,6 +67,19 @@ pub(super) fn check(raw: &RawDaemon, ctx: &SecretContext<'_>, report: &mut Repor
         .flatten()
         .map(|loaded| loaded.value);
 
+    let sources = Sources {
+        base: "greenapi_webhook_token",
+        file: raw.greenapi_webhook_token_file.clone(),
+        env: raw.greenapi_webhook_token_env.clone(),
+        credential: raw.greenapi_webhook_token_credential.clone(),
+        inline: raw.greenapi_webhook_token.as_ref().map(|s| s.0.clone()),
+        inline_warning: None,
+    };
+    let greenapi_webhook_token = resolve("daemon", &sources, ctx, report)
+        .ok()
+        .flatten()
+        .map(|loaded| loaded.value);
+
     let max_concurrent_requests = match &raw.max_concurrent_requests {
         Some(value) => report
             .check("daemon.max_concurrent_requests", integer(value, 1, 10_000))
@@ -88,6 +101,7 @@ pub(super) fn check(raw: &RawDaemon, ctx: &SecretContext<'_>, report: &mut Repor
         state_dir,
         log_format,
         admin_token,
+        greenapi_webhook_token,
         max_concurrent_requests,
         max_connections,
     }

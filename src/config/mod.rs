@@ -152,6 +152,9 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Bearer token for POST endpoints.
     pub admin_token: Option<SecretString>,
+    /// Bearer token of forwarded GREEN-API notifications (`POST
+    /// /hooks/greenapi`); `None`: that endpoint is off.
+    pub greenapi_webhook_token: Option<SecretString>,
     /// Default 64, 1..=10000.
     pub max_concurrent_requests: usize,
     /// Connections the admin listener holds at once; default 256, 1..=100000.

@@ -58,6 +58,10 @@ pub(super) struct RawDaemon {
     pub admin_token_env: Option<String>,
     pub admin_token_credential: Option<String>,
     pub admin_token: Option<RawSecret>,
+    pub greenapi_webhook_token_file: Option<String>,
+    pub greenapi_webhook_token_env: Option<String>,
+    pub greenapi_webhook_token_credential: Option<String>,
+    pub greenapi_webhook_token: Option<RawSecret>,
     pub max_concurrent_requests: Option<Value>,
     pub max_connections: Option<Value>,
 }

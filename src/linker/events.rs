@@ -172,6 +172,34 @@ impl WaitingForWindow {
     }
 }
 
+/// A forwarded notification reported the instance's state: it is polled now.
+pub struct StateHinted<'a> {
+    pub state: &'a InstanceState,
+}
+
+impl StateHinted<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(state = %self.state, "forwarded state notification; polling now");
+    }
+}
+
+/// The poll after a forwarded notification found another state.
+pub struct HintContradicted<'a> {
+    pub hinted: &'a InstanceState,
+    pub polled: &'a InstanceState,
+}
+
+impl HintContradicted<'_> {
+    pub fn emit(&self, mismatches: &prometheus::IntCounter) {
+        mismatches.inc();
+        tracing::info!(
+            forwarded = %self.hinted,
+            polled = %self.polled,
+            "a forwarded state was not confirmed by the poll; the poll decides"
+        );
+    }
+}
+
 /// A linking window opened for an unlinked instance.
 pub struct Resumed;
 

@@ -20,7 +20,7 @@ use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
 use crate::delivery::{Dispatcher, InstanceRef};
-use crate::greenapi::{Client, InstanceApi};
+use crate::greenapi::{Client, InstanceApi, InstanceState};
 use crate::readiness::Readiness;
 use crate::shutdown::Tasks;
 use crate::state::StateBoard;
@@ -37,6 +37,8 @@ struct Running {
     api: InstanceApi,
     /// Relink requests for the supervisor (the control task sends them).
     relinks: mpsc::Sender<()>,
+    /// The state a forwarded notification reported (the latest wins).
+    hints: watch::Sender<Option<InstanceState>>,
     /// A reload's new view of the instance.
     updates: watch::Sender<Option<Arc<Update>>>,
     /// Cancelled to stop this one supervisor.
@@ -191,13 +193,16 @@ impl Fleet {
             board: self.deps.board.clone(),
             deliveries: self.deps.deliveries.clone(),
             codes: self.deps.metrics.codes.clone(),
+            forwarded_mismatches: self.deps.metrics.forwarded_mismatches.clone(),
         };
         let supervisor = Supervisor::new(spec(&config, api.clone()), policy, metrics, shared);
         let (relinks, relink_rx) = mpsc::channel(1);
+        let (hints, hint_rx) = watch::channel(None);
         let (updates, update_rx) = watch::channel(None);
         let stop = self.deps.supervisors.child_token();
         let run = supervisor.run(Inbox {
             relinks: relink_rx,
+            hints: hint_rx,
             updates: update_rx,
             stop: stop.clone(),
         });
@@ -213,11 +218,25 @@ impl Fleet {
                 config,
                 api,
                 relinks,
+                hints,
                 updates,
                 stop,
                 task,
             },
         );
+    }
+
+    /// Tells an instance's supervisor what a forwarded notification says its
+    /// state is (it polls now; the poll decides); false if the id is not in
+    /// the fleet.
+    pub fn hint(&self, id: u64, state: InstanceState) -> bool {
+        match self.running.get(&id) {
+            Some(running) => {
+                running.hints.send_replace(Some(state));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Asks an instance's supervisor to end its pause or poll now; false if

@@ -20,6 +20,8 @@ use crate::metrics::{Metrics, TextSource, register};
 pub struct LinkerMetrics {
     /// Fleet-wide code outcomes, counted by the supervisors.
     pub codes: CodeMetrics,
+    /// Forwarded states the poll that followed disagreed with.
+    pub forwarded_mismatches: IntCounter,
     /// Every instance's series; the fleet adds and removes instances, each
     /// supervisor updates its own, `/metrics` renders them.
     instances: Arc<InstanceTable>,
@@ -42,8 +44,16 @@ impl LinkerMetrics {
     pub fn register(metrics: &Metrics) -> Self {
         let instances = Arc::new(InstanceTable::default());
         metrics.add_text_source(instances.clone());
+        let forwarded_mismatches = IntCounter::new(
+            "relinkd_forwarded_state_mismatch_total",
+            "Forwarded stateInstanceChanged notifications whose state the poll that followed \
+             did not confirm (the poll is the truth).",
+        )
+        .expect("valid metric");
+        crate::metrics::register(metrics.registry(), forwarded_mismatches.clone());
         Self {
             codes: CodeMetrics::register(metrics.registry()),
+            forwarded_mismatches,
             instances,
         }
     }

@@ -60,6 +60,9 @@ pub enum Input {
     /// An operator asked for codes now (ends a pause; allows one code
     /// outside the linking windows).
     RelinkRequested,
+    /// A forwarded notification says the state changed: poll now (a hint;
+    /// the poll decides). A backoff after errors stands.
+    StateHinted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +316,12 @@ impl Policy {
                 Vec::new()
             }
             Input::RelinkRequested => self.on_relink(now),
+            Input::StateHinted => {
+                if self.failures() == 0 {
+                    self.next_at = self.next_at.min(now);
+                }
+                Vec::new()
+            }
         }
     }
 

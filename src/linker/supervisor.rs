@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::events::{
-    CodeDelivered, CodeDelivering, CodeRequested, Linked, Paused, PollFailed, Polled,
-    RelinkRequested, Restricted, Resumed, WaitingForWindow,
+    CodeDelivered, CodeDelivering, CodeRequested, HintContradicted, Linked, Paused, PollFailed,
+    Polled, RelinkRequested, Restricted, Resumed, StateHinted, WaitingForWindow,
 };
 use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
@@ -21,7 +21,7 @@ use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{About, Dispatcher, InstanceRef};
-use crate::greenapi::{ApiError, CodeReply, InstanceApi};
+use crate::greenapi::{ApiError, CodeReply, InstanceApi, InstanceState};
 use crate::shutdown::Tasks;
 use crate::state::{Record, StateBoard};
 
@@ -51,6 +51,8 @@ pub struct Update {
 /// supervisor: its token does.
 pub struct Inbox {
     pub relinks: mpsc::Receiver<()>,
+    /// What forwarded notifications say the state is (the latest wins).
+    pub hints: watch::Receiver<Option<InstanceState>>,
     pub updates: watch::Receiver<Option<Arc<Update>>>,
     /// Cancelled when the instance leaves the config or relinkd stops.
     pub stop: CancellationToken,
@@ -70,6 +72,8 @@ pub struct Shared {
     /// the supervisors have stopped.
     pub deliveries: Tasks,
     pub codes: CodeMetrics,
+    /// `relinkd_forwarded_state_mismatch_total`.
+    pub forwarded_mismatches: prometheus::IntCounter,
 }
 
 pub struct Supervisor {
@@ -94,6 +98,9 @@ pub struct Supervisor {
     code: Option<SecretString>,
     /// Cancels the outstanding code's delivery once the episode is over.
     code_delivery: Option<CancellationToken>,
+    /// The state a forwarded notification reported, until a poll confirms
+    /// or contradicts it.
+    hinted: Option<InstanceState>,
     /// Delivery outcomes, tagged with the code's expiry: each delivery
     /// task gets a clone of the sender, the supervisor reads them.
     delivered_tx: mpsc::UnboundedSender<(Instant, bool)>,
@@ -126,6 +133,7 @@ impl Supervisor {
             episode_measured: false,
             code: None,
             code_delivery: None,
+            hinted: None,
             delivered_tx,
             delivered_rx,
         }
@@ -155,6 +163,13 @@ impl Supervisor {
             Some(()) = inbox.relinks.recv() => {
                 RelinkRequested.emit();
                 Input::RelinkRequested
+            }
+            Ok(()) = inbox.hints.changed() => {
+                let hinted = inbox.hints.borrow_and_update().clone();
+                let Some(hinted) = hinted else { return Turn::Continue };
+                StateHinted { state: &hinted }.emit();
+                self.hinted = Some(hinted);
+                Input::StateHinted
             }
             Ok(()) = inbox.updates.changed() => {
                 let update = inbox.updates.borrow_and_update().clone();
@@ -274,6 +289,15 @@ impl Supervisor {
                     failed_before: self.policy.poll_failures(),
                 }
                 .emit(&self.metrics);
+                if let Some(hinted) = self.hinted.take()
+                    && hinted != state
+                {
+                    HintContradicted {
+                        hinted: &hinted,
+                        polled: &state,
+                    }
+                    .emit(&self.shared.forwarded_mismatches);
+                }
                 Input::Polled(state)
             }
             Err(error) => {
