@@ -47,8 +47,10 @@ pub struct Context<'a> {
     pub seconds_left: Option<u64>,
     pub paused_until_utc: Option<String>,
     pub paused_until_local: Option<String>,
-    /// `paused`: `budget` or `window`.
+    /// `paused`: `budget` or `window`; `alert`: `rebooted`.
     pub reason: Option<&'a str>,
+    /// `alert` with reason `rebooted`: how long it was `starting` (`10m`).
+    pub stuck_for: Option<String>,
     pub codes_used: u32,
     pub timezone: Option<&'a str>,
 }
@@ -75,6 +77,7 @@ impl Context<'static> {
             paused_until_utc: Some("2026-11-29 11:00:00 UTC".into()),
             paused_until_local: Some("2026-11-29 12:00:00 CET".into()),
             reason: Some("window"),
+            stuck_for: Some("10m 30s".into()),
             codes_used: 7,
             timezone: Some("Europe/Berlin"),
         }

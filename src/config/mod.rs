@@ -209,6 +209,9 @@ pub struct InstanceSettings {
     pub timezone: Option<String>,
     /// When codes may be requested (`linking_windows`); empty: always.
     pub linking_windows: crate::calendar::Calendar,
+    /// An instance `starting` this long is rebooted once (at most once per
+    /// `cooldown`); `None`: never.
+    pub reboot_stuck_after: Option<Duration>,
 }
 
 impl Default for InstanceSettings {
@@ -224,6 +227,7 @@ impl Default for InstanceSettings {
             backoff_max: Duration::from_secs(300),
             timezone: None,
             linking_windows: crate::calendar::Calendar::default(),
+            reboot_stuck_after: None,
         }
     }
 }

@@ -79,6 +79,7 @@ pub(super) struct RawSettings {
     pub backoff_max: Option<Value>,
     pub timezone: Option<Value>,
     pub linking_windows: Option<Value>,
+    pub reboot_stuck_after: Option<Value>,
 }
 
 /// One `[[channel]]`: the keys every channel takes, and the rest as written
@@ -181,6 +182,7 @@ pub(super) struct RawInstance {
     pub backoff_max: Option<Value>,
     pub timezone: Option<Value>,
     pub linking_windows: Option<Value>,
+    pub reboot_stuck_after: Option<Value>,
 }
 
 impl RawInstance {
@@ -195,6 +197,7 @@ impl RawInstance {
             backoff_max: self.backoff_max.clone(),
             timezone: self.timezone.clone(),
             linking_windows: self.linking_windows.clone(),
+            reboot_stuck_after: self.reboot_stuck_after.clone(),
         }
     }
 }

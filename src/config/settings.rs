@@ -16,6 +16,8 @@ use crate::validation::{Report, duration, integer, timezone};
 /// trials use short values; production must not).
 const SHORT_CODE_TTL: Duration = Duration::from_secs(30);
 const SHORT_COOLDOWN: Duration = Duration::from_secs(5 * 60);
+/// Shortest `reboot_stuck_after`: `starting` lasts seconds on every start.
+const MIN_REBOOT_STUCK_AFTER: Duration = Duration::from_secs(60);
 /// More codes than this in any hour, for one instance, is warned about:
 /// WhatsApp locks numbers out after about seven codes in a row.
 const MAX_CODES_PER_HOUR: u64 = 7;
@@ -99,6 +101,23 @@ pub(super) fn check(
         && let Some(zone) = report.check(format!("{prefix}.timezone"), timezone(value))
     {
         out.timezone = Some(zone);
+    }
+    if let Some(value) = &raw.reboot_stuck_after {
+        let key = format!("{prefix}.reboot_stuck_after");
+        if let Some(d) = report.check(key.as_str(), duration(value)) {
+            if d < MIN_REBOOT_STUCK_AFTER {
+                report.error(
+                    key,
+                    format!(
+                        "must be at least 1m (got {}): an instance passes through starting for \
+                         seconds on every start",
+                        humantime::format_duration(d)
+                    ),
+                );
+            } else {
+                out.reboot_stuck_after = Some(d);
+            }
+        }
     }
     if let Some(value) = &raw.linking_windows
         && let Some(names) = report.check(format!("{prefix}.linking_windows"), window_names(value))

@@ -51,12 +51,14 @@ pub struct Notification {
     code: Option<SecretString>,
     pub expires_at: Option<SystemTime>,
     pub paused_until: Option<SystemTime>,
-    /// Why codes are paused: `budget` (the code budget is spent) or
-    /// `window` (outside the linking windows).
-    pub pause_reason: Option<&'static str>,
+    /// Why: a `paused` notice's `budget` (the code budget is spent) or
+    /// `window` (outside the linking windows); an `alert`'s `rebooted`.
+    pub reason: Option<&'static str>,
     /// The zone `paused_until` is also shown in: the opening window's
     /// `location` (else the instance's `timezone`).
     pub paused_until_zone: Option<String>,
+    /// An `alert` with reason `rebooted`: how long it was `starting`.
+    pub stuck_for: Option<std::time::Duration>,
     pub codes_used: u32,
     /// IANA zone in which times are also shown.
     pub timezone: Option<String>,
@@ -85,7 +87,8 @@ pub struct Payload<'a> {
     pub code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
-    /// `paused`: `budget` or `window`.
+    /// `paused`: `budget` or `window`; `alert`: `rebooted` (after being
+    /// `starting` too long).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// `paused`: when codes resume (RFC 3339 UTC), if known.
@@ -114,8 +117,9 @@ impl About {
             code: None,
             expires_at: None,
             paused_until: None,
-            pause_reason: None,
+            reason: None,
             paused_until_zone: None,
+            stuck_for: None,
             codes_used: 0,
             timezone: self.timezone.clone(),
             deadline,
@@ -145,7 +149,7 @@ impl About {
     pub fn paused(&self, codes: u32, until: SystemTime, deadline: Instant) -> Notification {
         Notification {
             paused_until: Some(until),
-            pause_reason: Some("budget"),
+            reason: Some("budget"),
             codes_used: codes,
             ..self.build(Event::Paused, "notAuthorized", deadline)
         }
@@ -160,7 +164,7 @@ impl About {
     ) -> Notification {
         Notification {
             paused_until: opens,
-            pause_reason: Some("window"),
+            reason: Some("window"),
             paused_until_zone: zone,
             ..self.build(Event::Paused, "notAuthorized", deadline)
         }
@@ -173,6 +177,15 @@ impl About {
 
     pub fn alert(&self, state: &str, deadline: Instant) -> Notification {
         self.build(Event::Alert, state, deadline)
+    }
+
+    /// The instance was `starting` for `stuck_for` and is being rebooted.
+    pub fn rebooting(&self, stuck_for: std::time::Duration, deadline: Instant) -> Notification {
+        Notification {
+            reason: Some("rebooted"),
+            stuck_for: Some(stuck_for),
+            ..self.build(Event::Alert, "starting", deadline)
+        }
     }
 
     pub fn test(&self, deadline: Instant) -> Notification {
@@ -197,7 +210,7 @@ impl Notification {
             instance: &self.instance,
             code: self.code(),
             expires_at: self.expires_at.map(crate::clock::rfc3339),
-            reason: self.pause_reason,
+            reason: self.reason,
             resumes_at: self
                 .paused_until
                 .filter(|_| self.event == Event::Paused)

@@ -52,8 +52,10 @@ To get a code now: relinkd relink {{ instance_id }}\
 {% else %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) is still not linked after {{ codes_used }} codes in a row. \
 No more codes until {{ paused_until_utc }}{% if paused_until_local %} ({{ paused_until_local }}){% endif %}, so WhatsApp does not lock the number out. \
 To get a code sooner: relinkd relink {{ instance_id }}{% endif %}";
-pub const DEFAULT_ALERT: &str = "relinkd: {{ instance_name | bold }} ({{ instance_id }}) is {{ state }}: WhatsApp restricts this number, \
-so no linking codes will be requested. Check the number in the GREEN-API console.";
+pub const DEFAULT_ALERT: &str = "{% if reason == \"rebooted\" %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) was stuck in starting \
+for {{ stuck_for }}; relinkd rebooted it (GREEN-API's advice; at most once per cooldown).\
+{% else %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) is {{ state }}: WhatsApp restricts this number, \
+so no linking codes will be requested. Check the number in the GREEN-API console.{% endif %}";
 pub const DEFAULT_RESUMED: &str = "relinkd: a linking window opened: codes resume for {{ instance_name | bold }} ({{ instance_id }}).";
 pub const DEFAULT_TEST: &str = "relinkd: test message for channel {{ channel | bold }}. \
 If you can read this, linking codes will reach you here.";
@@ -134,7 +136,10 @@ fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
             .paused_until
             .zip(n.paused_until_zone.as_deref().or(zone))
             .and_then(|(t, z)| clock::in_zone(t, z)),
-        reason: n.pause_reason,
+        reason: n.reason,
+        stuck_for: n.stuck_for.map(|d| {
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+        }),
         codes_used: n.codes_used,
         timezone: zone,
     }

@@ -200,6 +200,24 @@ impl HintContradicted<'_> {
     }
 }
 
+/// The instance was `starting` too long: a `reboot` call and its outcome.
+pub struct Rebooted<'a> {
+    pub result: &'a Result<bool, crate::greenapi::ApiError>,
+}
+
+impl Rebooted<'_> {
+    pub fn emit(&self, metrics: &InstanceMetrics) {
+        match self.result {
+            Ok(true) => {
+                metrics.rebooted();
+                tracing::warn!("stuck in starting; rebooted the instance");
+            }
+            Ok(false) => tracing::warn!("stuck in starting; the vendor refused the reboot"),
+            Err(error) => tracing::warn!(error = %error, "stuck in starting; the reboot failed"),
+        }
+    }
+}
+
 /// A linking window opened for an unlinked instance.
 pub struct Resumed;
 

@@ -173,6 +173,7 @@ pub struct InstanceMetrics {
     episodes_paused: AtomicU64,
     paused: AtomicU64,
     waiting: AtomicU64,
+    reboots: AtomicU64,
     unlinked_since_unix: AtomicU64,
     last_successful_poll_unix: AtomicU64,
 }
@@ -189,6 +190,7 @@ impl InstanceMetrics {
             episodes_paused: AtomicU64::new(0),
             paused: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
+            reboots: AtomicU64::new(0),
             unlinked_since_unix: AtomicU64::new(0),
             last_successful_poll_unix: AtomicU64::new(0),
         }
@@ -215,6 +217,7 @@ impl InstanceMetrics {
             episodes_paused: copy(&self.episodes_paused),
             paused: copy(&self.paused),
             waiting: copy(&self.waiting),
+            reboots: copy(&self.reboots),
             unlinked_since_unix: copy(&self.unlinked_since_unix),
             last_successful_poll_unix: copy(&self.last_successful_poll_unix),
         }
@@ -260,6 +263,10 @@ impl InstanceMetrics {
 
     pub fn relinked(&self) {
         self.relinks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rebooted(&self) {
+        self.reboots.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn episode_paused(&self) {
@@ -373,6 +380,14 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         "gauge",
         "1 while the instance's code budget is spent and codes are paused, else 0.",
         |m| m.paused.load(Ordering::Relaxed),
+    );
+    simple_family(
+        out,
+        table,
+        "relinkd_reboots_total",
+        "counter",
+        "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after.",
+        |m| m.reboots.load(Ordering::Relaxed),
     );
     simple_family(
         out,

@@ -12,6 +12,9 @@
 //! - `authorized` ends an episode with one `Linked` notice.
 //! - `blocked`/`suspended`/`yellowCard`: one `Alert` notice, no codes.
 //!   `starting`, `sleepMode` and unknown states: wait, no codes.
+//! - Opt-in (`reboot_stuck_after`): an instance `starting` that long gets
+//!   one `reboot` and one notice, at most once per `cooldown`; never an
+//!   instance in any other state.
 //! - Codes only inside the instance's linking windows: outside them, one
 //!   `WaitingForWindow` notice and no code until a window opens (whether
 //!   one is open is computed from the calendar at each decision, never
@@ -73,6 +76,8 @@ pub enum Action {
     DeliverCode {
         expires_at: Instant,
     },
+    /// Reboot the instance (it has been `starting` too long).
+    Reboot,
     Notify(Notice),
 }
 
@@ -91,6 +96,10 @@ pub enum Notice {
     },
     /// A window opened: codes are requested again.
     Resumed,
+    /// The instance was `starting` for `stuck_for`: it is being rebooted.
+    Rebooting {
+        stuck_for: Duration,
+    },
     Alert {
         state: InstanceState,
     },
@@ -144,6 +153,10 @@ pub struct Policy {
     /// A relink asked for a code now: the next code request ignores the
     /// linking windows (then this is cleared).
     window_override: bool,
+    /// Since when the polls have found the instance `starting`.
+    starting_since: Option<Instant>,
+    /// The last reboot asked for (at most one per `cooldown`).
+    last_reboot: Option<Instant>,
     next_at: Instant,
     /// Jitter, seeded by the instance id: reproducible per instance, spread
     /// across the fleet.
@@ -162,6 +175,8 @@ impl Policy {
             poll_failures: 0,
             code_failures: 0,
             window_override: false,
+            starting_since: None,
+            last_reboot: None,
             next_at: first_poll,
             rng: SmallRng::seed_from_u64(seed),
         }
@@ -357,6 +372,11 @@ impl Policy {
         }
         self.observed = Some(state.clone());
         let mut actions = Vec::new();
+        if state == InstanceState::Starting {
+            actions.extend(self.reboot_if_stuck(now));
+        } else {
+            self.starting_since = None;
+        }
         match &state {
             InstanceState::Authorized => {
                 // Only an episode ends "linked again"; leaving a restricted
@@ -498,6 +518,29 @@ impl Policy {
         self.code_failures = 0;
         self.next_at = now;
         Vec::new()
+    }
+
+    /// A reboot, if the instance has been `starting` for
+    /// `reboot_stuck_after` and none was asked for within `cooldown`.
+    fn reboot_if_stuck(&mut self, now: Instant) -> Vec<Action> {
+        let since = *self.starting_since.get_or_insert(now);
+        let Some(after) = self.settings.reboot_stuck_after else {
+            return Vec::new();
+        };
+        let stuck_for = now.saturating_duration_since(since);
+        let recently = self
+            .last_reboot
+            .is_some_and(|at| now.saturating_duration_since(at) < self.settings.cooldown);
+        if stuck_for < after || recently {
+            return Vec::new();
+        }
+        self.last_reboot = Some(now);
+        // Its own `starting` after the reboot is a new wait.
+        self.starting_since = None;
+        vec![
+            Action::Reboot,
+            Action::Notify(Notice::Rebooting { stuck_for }),
+        ]
     }
 
     /// When the episode (the instance unlinked) started; `None` outside one.

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use super::events::{
     CodeDelivered, CodeDelivering, CodeRequested, HintContradicted, Linked, Paused, PollFailed,
-    Polled, RelinkRequested, Restricted, Resumed, StateHinted, WaitingForWindow,
+    Polled, Rebooted, RelinkRequested, Restricted, Resumed, StateHinted, WaitingForWindow,
 };
 use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
@@ -275,9 +275,20 @@ impl Supervisor {
                     self.notify(notice);
                     continue;
                 }
+                Action::Reboot => {
+                    self.reboot().await;
+                    continue;
+                }
             };
             queue.extend(self.policy.handle(follow_up, Instant::now()));
         }
+    }
+
+    /// One `reboot` call; its outcome is logged and counted, and the polls
+    /// that follow see what it did.
+    async fn reboot(&mut self) {
+        let result = self.spec.api.reboot().await;
+        Rebooted { result: &result }.emit(&self.metrics);
     }
 
     async fn poll(&mut self) -> Input {
@@ -418,6 +429,7 @@ impl Supervisor {
                 Resumed.emit();
                 about.resumed(deadline)
             }
+            Notice::Rebooting { stuck_for } => about.rebooting(stuck_for, deadline),
             Notice::Alert { state } => {
                 self.end_code();
                 Restricted { state: &state }.emit();

@@ -570,3 +570,18 @@ fn digest_changes_with_the_file() {
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+#[test]
+fn reboot_stuck_after_is_opt_in_and_at_least_a_minute() {
+    assert_eq!(ok(BASE).instances[0].settings.reboot_stuck_after, None);
+    let config = ok(&with_defaults("reboot_stuck_after = \"10m\""));
+    assert_eq!(
+        config.instances[0].settings.reboot_stuck_after,
+        Some(Duration::from_secs(600))
+    );
+    let e = error(&with_instance_key("reboot_stuck_after = \"30s\""));
+    assert_has(
+        &e,
+        &["instance[0].reboot_stuck_after: must be at least 1m (got 30s)"],
+    );
+}

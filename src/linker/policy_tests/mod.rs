@@ -12,6 +12,7 @@ use super::*;
 
 mod episodes;
 mod failures;
+mod reboots;
 mod restarts;
 mod timing;
 mod windows;
@@ -29,6 +30,7 @@ fn settings() -> InstanceSettings {
         backoff_max: 300 * S,
         timezone: None,
         linking_windows: crate::calendar::Calendar::default(),
+        reboot_stuck_after: None,
     }
 }
 
