@@ -37,6 +37,9 @@ pub struct Context<'a> {
     pub channel: &'a str,
     pub instance_name: &'a str,
     pub instance_id: u64,
+    /// A digest's name and its text (`digest` events only).
+    pub digest: Option<&'a str>,
+    pub digest_text: Option<&'a str>,
     pub phone: u64,
     pub state: &'a str,
     pub code: Option<&'a str>,
@@ -56,7 +59,7 @@ pub struct Context<'a> {
 }
 
 /// The events a template is rendered for.
-pub const EVENTS: [&str; 6] = ["code", "linked", "paused", "alert", "resumed", "test"];
+pub const EVENTS: [&str; 7] = ["code", "linked", "paused", "alert", "resumed", "test", "digest"];
 
 impl Context<'static> {
     /// Every variable set, at its largest plausible value, for `event`.
@@ -66,6 +69,8 @@ impl Context<'static> {
             channel: "ops-telegram",
             instance_name: "sales-line",
             instance_id: 110_100_000_001,
+            digest: Some("morning"),
+            digest_text: Some("relinkd digest morning: 7 instances, 5 linked, 1 unlinked"),
             phone: 441_234_567_890,
             state: "notAuthorized",
             code: Some("ABCD1234"),

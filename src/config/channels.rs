@@ -244,7 +244,7 @@ fn templates(
             format!("{prefix}.templates.subject"),
             format!(
                 "only email channels have a subject (this is {}); its templates are code, \
-                 linked, paused, alert and resumed",
+                 linked, paused, alert, resumed and digest",
                 a_channel(t)
             ),
         );

@@ -2,6 +2,7 @@
 //! expiry. Channels turn it into text with their templates (template.rs).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rand::Rng;
@@ -18,6 +19,8 @@ pub enum Event {
     Resumed,
     /// `relinkd test-channel`.
     Test,
+    /// A `[[digest]]`: the fleet's summary, about no one instance.
+    Digest,
 }
 
 impl Event {
@@ -29,6 +32,7 @@ impl Event {
             Event::Alert => "alert",
             Event::Resumed => "resumed",
             Event::Test => "test",
+            Event::Digest => "digest",
         }
     }
 }
@@ -39,12 +43,16 @@ pub struct InstanceRef {
     pub name: String,
 }
 
-/// One message to an instance's admins. Debug never shows the code.
+/// One message to an instance's admins (or, for a digest, about the fleet).
+/// Debug never shows the code.
 pub struct Notification {
     /// Stable across retries (the Standard Webhooks `webhook-id`).
     pub id: String,
     pub event: Event,
-    pub instance: InstanceRef,
+    /// `None` for a digest.
+    pub instance: Option<InstanceRef>,
+    /// A digest's contents (never a code).
+    pub digest: Option<Arc<Digest>>,
     pub phone: u64,
     /// The instance's last known `stateInstance`.
     pub state: String,
@@ -78,11 +86,69 @@ impl fmt::Debug for Notification {
     }
 }
 
+/// A digest: the fleet by state, the unlinked instances, and what happened
+/// since the previous digest. Serialized as the webhook payload's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Digest {
+    /// The `[[digest]]`'s name.
+    pub digest: String,
+    pub period: Period,
+    pub counts: Counts,
+    /// Longest unlinked first, at most 20.
+    pub unlinked: Vec<Unlinked>,
+    /// Unlinked instances beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_unlinked: usize,
+    pub since_last: SinceLast,
+    /// The digest as plain text (the default template shows it).
+    #[serde(skip)]
+    pub text: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Period {
+    /// RFC 3339 UTC.
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub instances: usize,
+    pub linked: usize,
+    pub unlinked: usize,
+    pub paused: usize,
+    pub restricted: usize,
+    pub other: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlinked {
+    pub id: u64,
+    pub name: String,
+    pub state: String,
+    /// RFC 3339 UTC: since when it is unlinked.
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinceLast {
+    pub codes_delivered: u64,
+    pub relinks: u64,
+    pub delivery_failures: u64,
+    pub reloads: u64,
+}
+
 /// The JSON payload of webhook-style channels (DESIGN.md).
 #[derive(Serialize)]
 pub struct Payload<'a> {
     pub event: &'static str,
-    pub instance: &'a InstanceRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<&'a InstanceRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,7 +160,10 @@ pub struct Payload<'a> {
     /// `paused`: when codes resume (RFC 3339 UTC), if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumes_at: Option<String>,
-    pub state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<&'a Digest>,
     pub text: &'a str,
 }
 
@@ -109,9 +178,10 @@ pub struct About {
 impl About {
     fn build(&self, event: Event, state: &str, deadline: Instant) -> Notification {
         Notification {
-            id: format!("msg_{:032x}", rand::rng().random::<u128>()),
+            id: new_id(),
             event,
-            instance: self.instance.clone(),
+            instance: Some(self.instance.clone()),
+            digest: None,
             phone: self.phone,
             state: state.to_owned(),
             code: None,
@@ -193,7 +263,32 @@ impl About {
     }
 }
 
+fn new_id() -> String {
+    format!("msg_{:032x}", rand::rng().random::<u128>())
+}
+
 impl Notification {
+    /// A digest; no attempt starts after `deadline`.
+    pub fn digest(digest: Digest, deadline: Instant) -> Self {
+        Notification {
+            id: new_id(),
+            event: Event::Digest,
+            instance: None,
+            digest: Some(Arc::new(digest)),
+            phone: 0,
+            state: String::new(),
+            code: None,
+            expires_at: None,
+            paused_until: None,
+            reason: None,
+            paused_until_zone: None,
+            stuck_for: None,
+            codes_used: 0,
+            timezone: None,
+            deadline,
+        }
+    }
+
     /// The code (channels only).
     pub fn code(&self) -> Option<&str> {
         self.code.as_ref().map(|c| c.expose_secret())
@@ -207,7 +302,7 @@ impl Notification {
     pub fn payload<'a>(&'a self, text: &'a str) -> Payload<'a> {
         Payload {
             event: self.event.as_str(),
-            instance: &self.instance,
+            instance: self.instance.as_ref(),
             code: self.code(),
             expires_at: self.expires_at.map(crate::clock::rfc3339),
             reason: self.reason,
@@ -215,7 +310,8 @@ impl Notification {
                 .paused_until
                 .filter(|_| self.event == Event::Paused)
                 .map(crate::clock::rfc3339),
-            state: &self.state,
+            state: self.instance.as_ref().map(|_| self.state.as_str()),
+            digest: self.digest.as_deref(),
             text,
         }
     }

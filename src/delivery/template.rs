@@ -23,18 +23,20 @@ pub struct TemplateOverrides {
     pub paused: Option<String>,
     pub alert: Option<String>,
     pub resumed: Option<String>,
+    pub digest: Option<String>,
     pub subject: Option<String>,
 }
 
 impl TemplateOverrides {
     /// Each template by its key, to check them one by one.
-    pub fn by_key(&mut self) -> [(&'static str, &mut Option<String>); 6] {
+    pub fn by_key(&mut self) -> [(&'static str, &mut Option<String>); 7] {
         [
             ("code", &mut self.code),
             ("linked", &mut self.linked),
             ("paused", &mut self.paused),
             ("alert", &mut self.alert),
             ("resumed", &mut self.resumed),
+            ("digest", &mut self.digest),
             ("subject", &mut self.subject),
         ]
     }
@@ -57,6 +59,7 @@ for {{ stuck_for }}; relinkd rebooted it (GREEN-API's advice; at most once per c
 {% else %}relinkd: {{ instance_name | bold }} ({{ instance_id }}) is {{ state }}: WhatsApp restricts this number, \
 so no linking codes will be requested. Check the number in the GREEN-API console.{% endif %}";
 pub const DEFAULT_RESUMED: &str = "relinkd: a linking window opened: codes resume for {{ instance_name | bold }} ({{ instance_id }}).";
+pub const DEFAULT_DIGEST: &str = "{{ digest_text }}";
 pub const DEFAULT_TEST: &str = "relinkd: test message for channel {{ channel | bold }}. \
 If you can read this, linking codes will reach you here.";
 pub const DEFAULT_SUBJECT: &str = "relinkd: {% if event == \"code\" %}code for {{ instance_name }} (expires {{ expires_at_time_utc }})\
@@ -64,6 +67,7 @@ pub const DEFAULT_SUBJECT: &str = "relinkd: {% if event == \"code\" %}code for {
 {% elif event == \"paused\" %}codes paused for {{ instance_name }}\
 {% elif event == \"alert\" %}{{ instance_name }} is {{ state }}\
 {% elif event == \"resumed\" %}codes resume for {{ instance_name }}\
+{% elif event == \"digest\" %}digest {{ digest }}\
 {% else %}test message{% endif %}";
 
 /// A channel's compiled templates.
@@ -83,6 +87,7 @@ impl Templates {
             ("paused", &overrides.paused, DEFAULT_PAUSED),
             ("alert", &overrides.alert, DEFAULT_ALERT),
             ("resumed", &overrides.resumed, DEFAULT_RESUMED),
+            ("digest", &overrides.digest, DEFAULT_DIGEST),
             ("test", &None, DEFAULT_TEST),
             ("subject", &overrides.subject, DEFAULT_SUBJECT),
         ];
@@ -119,8 +124,10 @@ fn context<'a>(channel: &'a str, n: &'a Notification) -> Context<'a> {
     Context {
         event: n.event.as_str(),
         channel,
-        instance_name: &n.instance.name,
-        instance_id: n.instance.id,
+        instance_name: n.instance.as_ref().map_or("", |i| i.name.as_str()),
+        instance_id: n.instance.as_ref().map_or(0, |i| i.id),
+        digest: n.digest.as_ref().map(|d| d.digest.as_str()),
+        digest_text: n.digest.as_ref().map(|d| d.text.as_str()),
         phone: n.phone,
         state: &n.state,
         code: n.code(),

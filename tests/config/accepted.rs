@@ -73,6 +73,7 @@ fn full_fixture_loads_every_key() {
             paused: Some("{{ instance_name }}: paused until {{ paused_until_utc }}".into()),
             alert: Some("{{ instance_name }} is {{ state }}".into()),
             resumed: Some("{{ instance_name }}: codes resume".into()),
+            digest: None,
             subject: None,
         }
     );

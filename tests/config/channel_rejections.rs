@@ -54,7 +54,7 @@ fn unknown_template_key_is_rejected() {
         &e,
         &[
             "channel[0].templates.expired: unknown field `expired`",
-            "`code`, `linked`, `paused`, `alert`, `resumed`, `subject`",
+            "`code`, `linked`, `paused`, `alert`, `resumed`, `digest`, `subject`",
         ],
     );
 }
