@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::control::Commands;
+use crate::digest::{Digests, NotSent};
 use crate::forwarded::Forwarded;
 use crate::linker::{FleetView, InstanceStatus};
 use crate::metrics::Metrics;
@@ -35,12 +36,15 @@ pub struct AdminState {
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
     /// `POST /hooks/greenapi`, behind its own token.
     pub forwarded: Forwarded,
+    /// Digests sent on request.
+    pub digests: Digests,
 }
 
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/api/v1/instances", get(instances))
         .route("/api/v1/instances/{instance}/relink", post(relink))
+        .route("/api/v1/channels/{channel}/digest", post(send_digest))
         .route("/-/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -193,6 +197,23 @@ fn what_a_relink_does(status: &InstanceStatus) -> String {
             format!("the backoff after errors is cut short: {then}")
         }
         _ => then.to_owned(),
+    }
+}
+
+/// A digest of the fleet to one channel now (`relinkd test-channel NAME
+/// --digest`); answers when it was delivered or failed.
+async fn send_digest(State(state): State<AdminState>, Path(channel): Path<String>) -> Response {
+    match state.digests.send_now(&channel).await {
+        Some(Ok(())) => Json(json!({"channel": channel, "delivered": true})).into_response(),
+        Some(Err(why)) => {
+            let status = match why {
+                NotSent::UnknownChannel(_) => StatusCode::NOT_FOUND,
+                NotSent::Failed(_) => StatusCode::BAD_GATEWAY,
+            };
+            let body = json!({"channel": channel, "delivered": false, "error": why.to_string()});
+            (status, Json(body)).into_response()
+        }
+        None => shutting_down(),
     }
 }
 

@@ -153,6 +153,18 @@ pub async fn relink(path: &Path, args: &TokenArgs, which: &str) -> Result<(), Cl
     Ok(())
 }
 
+/// Asks the running daemon to send a digest of the fleet to `channel` now.
+pub async fn send_digest(path: &Path, args: &TokenArgs, channel: &str) -> Result<(), ClientError> {
+    let api = Api::from_config(path, args)?;
+    let mut url = reqwest::Url::parse(&api.base).expect("the base is an http URL");
+    url.path_segments_mut()
+        .expect("an http URL has a path")
+        .extend(["api", "v1", "channels", channel, "digest"]);
+    api.call(api.http.post(url)).await?;
+    println!("channel {channel}: digest delivered");
+    Ok(())
+}
+
 /// The channels whose last attempt for an instance failed, one line each
 /// (nothing when every channel delivers).
 pub fn delivery_errors(instances: &[InstanceStatus]) -> String {

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use prometheus::{Gauge, IntGauge, Registry};
+use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
 use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::{Config, ConfigError, DaemonConfig};
 use crate::delivery::{BuildDeps, BuildError, DeliveryMetrics, Dispatcher};
+use crate::digest::Digests;
 use crate::greenapi::{Client, InstanceState};
 use crate::linker::{Changes, Fleet};
 use crate::metrics::register;
@@ -93,6 +94,7 @@ pub type Loader = Arc<dyn Fn(&Path) -> Result<Config, ConfigError> + Send + Sync
 pub struct ReloadMetrics {
     successful: IntGauge,
     success_timestamp: Gauge,
+    reloads: IntCounterVec,
 }
 
 impl ReloadMetrics {
@@ -107,11 +109,24 @@ impl ReloadMetrics {
             "Unix time of the last successful load or reload of the config.",
         )
         .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "relinkd_config_reloads_total",
+                "Config reloads (not the first load), by outcome (success, failure).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["success", "failure"] {
+            reloads.with_label_values(&[outcome]);
+        }
         register(registry, successful.clone());
         register(registry, success_timestamp.clone());
+        register(registry, reloads.clone());
         Self {
             successful,
             success_timestamp,
+            reloads,
         }
     }
 
@@ -124,6 +139,12 @@ impl ReloadMetrics {
 
     fn failed(&self) {
         self.successful.set(0);
+        self.reloads.with_label_values(&["failure"]).inc();
+    }
+
+    fn reloaded(&self) {
+        self.succeeded();
+        self.reloads.with_label_values(&["success"]).inc();
     }
 }
 
@@ -147,7 +168,7 @@ struct Reloaded<'a> {
 
 impl Reloaded<'_> {
     fn emit(&self, metrics: &ReloadMetrics) {
-        metrics.succeeded();
+        metrics.reloaded();
         let changes = self.changes;
         tracing::info!(
             added = changes.added,
@@ -182,6 +203,8 @@ pub struct Control {
     pub admin_token: Arc<RwLock<Option<SecretString>>>,
     /// The forwarded webhooks' token, which a reload replaces too.
     pub webhook_token: Arc<RwLock<Option<SecretString>>>,
+    /// The digest task, told of a reload's digests.
+    pub digests: Digests,
 }
 
 /// A config being read for a reload, and who waits for its outcome.
@@ -289,6 +312,7 @@ impl Control {
             }
         }
         let changes = self.fleet.reconcile(&new, dispatcher).await;
+        self.digests.reconcile(new.digests.clone()).await;
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.daemon.admin_token.clone();
         *self

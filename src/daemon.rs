@@ -13,6 +13,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{self, Config};
 use crate::control::{self, Command, Commands, Control, ReloadMetrics};
 use crate::delivery::DeliveryMetrics;
+use crate::digest::{self, DigestDeps, DigestMetrics, Tally, Totals};
 use crate::forwarded::Forwarded;
 use crate::greenapi::{ApiMetrics, Client};
 use crate::health;
@@ -135,10 +136,11 @@ impl Daemon {
         let readiness = Readiness::default();
 
         let dispatcher = control::build_dispatcher(&config, &client, &http, &delivery_metrics)?;
+        let linker_metrics = LinkerMetrics::register(&metrics);
         let mut fleet = Fleet::new(
             FleetDeps {
                 client: client.clone(),
-                metrics: LinkerMetrics::register(&metrics),
+                metrics: linker_metrics.clone(),
                 board: board.clone(),
                 readiness: readiness.clone(),
                 supervisors: stages.supervisors.clone(),
@@ -152,6 +154,17 @@ impl Daemon {
             .state
             .spawn(board.write_until(store, stages.state.child_token()));
 
+        let digests = digest::start(
+            config.digests.clone(),
+            DigestDeps {
+                view: view.clone(),
+                dispatcher: fleet.dispatcher(),
+                tally: tally(&metrics, &linker_metrics),
+                metrics: DigestMetrics::register(metrics.registry()),
+                deliveries: stages.deliveries.clone(),
+            },
+            &stages.control,
+        );
         let admin_token = Arc::new(RwLock::new(config.daemon.admin_token.clone()));
         let webhook_token = Arc::new(RwLock::new(config.daemon.greenapi_webhook_token.clone()));
         let forwarded = Forwarded::new(webhook_token.clone(), commands.clone(), metrics.registry());
@@ -162,6 +175,7 @@ impl Daemon {
             commands,
             admin_token: admin_token.clone(),
             forwarded,
+            digests: digests.clone(),
         });
         let (max_connections, capped) = listener::connection_limit(config.daemon.max_connections);
         if let Some(why) = capped {
@@ -187,6 +201,7 @@ impl Daemon {
             reload_metrics: reload_metrics.clone(),
             admin_token,
             webhook_token,
+            digests,
         };
         stages
             .control
@@ -250,4 +265,16 @@ async fn drain(stages: &Stages) {
     }
     stages.state.stop().await;
     let _ = tokio::time::timeout(LISTENER_GRACE, stages.listener.stop()).await;
+}
+
+/// The fleet-wide totals digests report, read from the components' metrics.
+fn tally(metrics: &Metrics, linker: &LinkerMetrics) -> Tally {
+    let (metrics, linker) = (metrics.clone(), linker.clone());
+    Arc::new(move || Totals {
+        codes_delivered: metrics
+            .counter_sum("relinkd_codes_delivered_total", ("outcome", "delivered")),
+        relinks: linker.relinks_total(),
+        delivery_failures: metrics.counter_sum("relinkd_deliveries_total", ("outcome", "failure")),
+        reloads: metrics.counter_sum("relinkd_config_reloads_total", ("outcome", "success")),
+    })
 }

@@ -20,6 +20,7 @@ pub mod version;
 mod admin;
 mod calendar;
 mod delivery;
+mod digest;
 mod forwarded;
 mod greenapi;
 mod health;

@@ -89,6 +89,12 @@ enum Command {
         name: String,
         #[command(flatten)]
         config: ConfigArg,
+        /// Send a digest of the fleet instead, through the running daemon
+        /// (it knows the fleet; needs the admin token).
+        #[arg(long)]
+        digest: bool,
+        #[command(flatten)]
+        token: admin_client::TokenArgs,
     },
     /// Show the running daemon's fleet (via its admin API).
     Status {
@@ -170,7 +176,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Ok(()) => report(sim::run_cli(args, shutdown_signal()).await),
             Err(code) => code,
         },
-        Command::TestChannel { name, config } => {
+        Command::TestChannel {
+            name,
+            config,
+            digest: true,
+            token,
+        } => report(admin_client::send_digest(&config.config, &token, &name).await),
+        Command::TestChannel { name, config, .. } => {
             test_channel(&config.config, &name, log_format).await
         }
         Command::Status {

@@ -60,6 +60,23 @@ impl Metrics {
         &self.registry
     }
 
+    /// The sum of the registered counter `name`'s series whose `label` is
+    /// `value` (0 if there is none).
+    pub fn counter_sum(&self, name: &str, (label, value): (&str, &str)) -> u64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == name)
+            .flat_map(|family| family.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == label && l.value() == value)
+            })
+            .map(|m| m.get_counter().value() as u64)
+            .sum()
+    }
+
     /// Adds series that a component renders itself.
     pub fn add_text_source(&self, source: Arc<dyn TextSource>) {
         self.sources

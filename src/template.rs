@@ -59,7 +59,9 @@ pub struct Context<'a> {
 }
 
 /// The events a template is rendered for.
-pub const EVENTS: [&str; 7] = ["code", "linked", "paused", "alert", "resumed", "test", "digest"];
+pub const EVENTS: [&str; 7] = [
+    "code", "linked", "paused", "alert", "resumed", "test", "digest",
+];
 
 impl Context<'static> {
     /// Every variable set, at its largest plausible value, for `event`.

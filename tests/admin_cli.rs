@@ -205,3 +205,31 @@ fn status_from_a_shell_that_cannot_read_the_credential_points_to_admin_token_fil
     assert!(stderr.contains("daemon.admin_token_credential"), "{stderr}");
     assert!(stderr.contains("--admin-token-file FILE"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_channel_with_digest_sends_the_running_fleets_digest_now() {
+    let (daemon, dir, _sim, hook) = daemon_with_config_file(150).await;
+    let dir = std::sync::Arc::new(dir);
+    let out = run(&dir, &["test-channel", "hook", "--digest"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "channel hook: digest delivered\n"
+    );
+    let digests = hook.events("digest");
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].json["counts"]["instances"], 2);
+    assert_eq!(digests[0].json["unlinked"][0]["name"], "line-1");
+    let unknown = run(&dir, &["test-channel", "nope", "--digest"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no channel named \"nope\""),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    daemon.stop().await;
+}

@@ -152,7 +152,8 @@ async fn every_exported_metric_is_documented_with_its_type_and_labels_and_every_
         .config(|a| {
             format!(
                 "{}\n[[channel]]\nname = \"wa\"\ntype = \"whatsapp\"\nvia = {}\n\
-                 chat_ids = [\"441234999001@c.us\"]\n",
+                 chat_ids = [\"441234999001@c.us\"]\n\n[[digest]]\nname = \"yearly\"\n\
+                 schedule = \"0 0 0 1 1 *\"\nchannels = [\"hook\"]\n",
                 fleet_toml(a.sim, a.hook, 2, ""),
                 FIRST_ID + 1
             )

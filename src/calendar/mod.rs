@@ -1,4 +1,7 @@
-//! Linking windows: when codes may be requested. A window is a named time
+//! When things may or must happen: linking windows (when codes may be
+//! requested) and cron schedules (when a digest is due).
+//!
+//! Linking windows: A window is a named time
 //! interval ([`TimeInterval`], Alertmanager's model); an instance's windows
 //! are a [`Calendar`], open when any of them is (and always, with none).
 //!
@@ -6,11 +9,13 @@
 //! instant asked about, never from remembered ticks, so a missed timer or a
 //! stepped clock cannot leave an instance waiting for an edge that passed.
 
+mod cron;
 mod interval;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use cron::CronSchedule;
 pub use interval::{IntervalSpec, TimeInterval};
 
 /// How far ahead a next opening is looked for: a window that opens only

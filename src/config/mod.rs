@@ -20,6 +20,7 @@
 
 mod channels;
 mod daemon;
+mod digests;
 mod instances;
 mod places;
 mod raw;
@@ -125,6 +126,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub channels: Vec<ChannelConfig>,
     pub instances: Vec<InstanceConfig>,
+    /// `[[digest]]`s: fleet summaries on a schedule.
+    pub digests: Vec<DigestConfig>,
     /// Each as `<file>: <place>: <message>`: inline secrets,
     /// group/world-readable secret files, clamped intervals, an empty fleet,
     /// unused channels.
@@ -159,6 +162,25 @@ pub struct DaemonConfig {
     pub max_concurrent_requests: usize,
     /// Connections the admin listener holds at once; default 256, 1..=100000.
     pub max_connections: usize,
+}
+
+/// One `[[digest]]`: when, to whom, and whether a quiet fleet gets one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestConfig {
+    pub name: String,
+    /// Cron with seconds in `timezone` (default UTC).
+    pub schedule: crate::calendar::CronSchedule,
+    pub channels: Vec<String>,
+    pub send: DigestSend,
+}
+
+/// `send`: every time, or only when something is unlinked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestSend {
+    /// Also a heartbeat: relinkd is alive.
+    #[default]
+    Always,
+    WhenUnlinked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -272,6 +294,7 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
         );
     }
     channels::warn_unused(&raw.channels, &raw.instances, &mut report);
+    let digests = digests::check(&raw.digests, &raw.channels, &mut report);
 
     let (issues, warnings) = text.placed(report);
     ConfigError::from_issues(path, issues)?;
@@ -286,6 +309,7 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
         // With no issues every entry is Some.
         channels: channels.into_iter().flatten().collect(),
         instances: instances.into_iter().flatten().collect(),
+        digests,
         warnings,
     })
 }

@@ -31,7 +31,7 @@ impl<'a> Places<'a> {
             .split_once('.')
             .map_or((key, None), |(h, r)| (h, Some(r)));
         let item = match segment(head) {
-            (kind @ ("instance" | "channel" | "time_interval"), Some(index)) => root
+            (kind @ ("instance" | "channel" | "time_interval" | "digest"), Some(index)) => root
                 .get_ref()
                 .get(kind)
                 .and_then(|items| items.get_ref().get(index))

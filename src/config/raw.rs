@@ -25,6 +25,19 @@ pub(super) struct RawConfig {
     pub instances: Vec<RawInstance>,
     #[serde(default, rename = "time_interval")]
     pub time_intervals: Vec<RawTimeInterval>,
+    #[serde(default, rename = "digest")]
+    pub digests: Vec<RawDigest>,
+}
+
+/// One `[[digest]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDigest {
+    pub name: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub send: Option<String>,
 }
 
 /// One `[[time_interval]]`, Alertmanager's fields as written.

@@ -59,7 +59,9 @@ pub use dispatcher::{Dispatcher, Outcome};
 pub use kinds::{
     BuildDeps, BuildError, ChannelConfig, ChannelKind, ChannelType, CheckContext, TYPES,
 };
-pub use message::{About, Event, InstanceRef, Notification};
+pub use message::{
+    About, Counts, Digest, Event, InstanceRef, Notification, Period, SinceLast, Unlinked,
+};
 pub use metrics::DeliveryMetrics;
 pub use template::{TemplateOverrides, Templates};
 

@@ -118,6 +118,11 @@ impl Fleet {
         }
     }
 
+    /// The fleet's current channels, as each reload swaps them.
+    pub fn dispatcher(&self) -> watch::Receiver<Dispatcher> {
+        self.dispatcher.subscribe()
+    }
+
     /// Brings the fleet to `config` with `dispatcher` (built from its
     /// channels): removed instances stop, added ones start, changed ones get
     /// the new settings and keep their episode (and their backoff), and

@@ -58,6 +58,15 @@ impl LinkerMetrics {
         }
     }
 
+    /// Relinks of every instance, in total.
+    pub fn relinks_total(&self) -> u64 {
+        let table = self.instances.0.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .values()
+            .map(|m| m.relinks.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Registers an instance's series (all at 0) and returns its handle.
     /// Registering an id again returns the existing handle, so counters
     /// survive a supervisor restart on reload.

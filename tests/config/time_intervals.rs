@@ -146,3 +146,49 @@ fn bad_intervals_and_references_are_refused_with_the_interval_field_and_problem(
     );
     assert_eq!(shown(&e).len(), 1, "{e}");
 }
+
+#[test]
+fn digests_are_accepted_and_bad_ones_refused_with_the_key_and_problem() {
+    let digest = |body: &str| format!("{BASE}\n[[digest]]\nname = \"morning\"\n{body}");
+    let config = ok(&digest(
+        "schedule = \"0 0 9 * * Mon-Fri\"\ntimezone = \"Europe/London\"\nchannels = [\"ops\"]\n\
+         send = \"when_unlinked\"",
+    ));
+    assert_eq!(config.digests.len(), 1);
+    assert_eq!(config.digests[0].channels, ["ops"]);
+    assert_eq!(config.digests[0].schedule.zone_name, "Europe/London");
+    assert_rejected(&[
+        (
+            "five fields",
+            digest("schedule = \"0 9 * * *\"\nchannels = [\"ops\"]"),
+            &["digest[0].schedule: \"0 9 * * *\" is not a cron schedule with seconds"],
+        ),
+        (
+            "an unknown zone",
+            digest("schedule = \"0 0 9 * * *\"\ntimezone = \"Mars/Olympus\"\nchannels = [\"ops\"]"),
+            &["digest[0].timezone: unknown time zone \"Mars/Olympus\""],
+        ),
+        (
+            "an unknown channel",
+            digest("schedule = \"0 0 9 * * *\"\nchannels = [\"pager\"]"),
+            &["digest[0].channels: unknown channel \"pager\"; configured channels: \"ops\""],
+        ),
+        (
+            "no channel",
+            digest("schedule = \"0 0 9 * * *\"\nchannels = []"),
+            &["digest[0].channels: must list at least one channel"],
+        ),
+        (
+            "a bad send",
+            digest("schedule = \"0 0 9 * * *\"\nchannels = [\"ops\"]\nsend = \"sometimes\""),
+            &["digest[0].send: must be \"always\" or \"when_unlinked\" (got \"sometimes\")"],
+        ),
+        (
+            "no schedule",
+            digest("channels = [\"ops\"]"),
+            &["digest[0].schedule: missing"],
+        ),
+    ]);
+    let e = error(&digest("schedule = \"0 9 * * *\"\nchannels = [\"ops\"]"));
+    assert_has(&shown(&e).join("\n"), &["digest \"morning\" (line "]);
+}

@@ -114,7 +114,11 @@ impl Channel for Whatsapp {
     }
 
     fn unavailable(&self, notification: &Notification) -> Option<&'static str> {
-        if notification.instance.as_ref().is_some_and(|i| i.id == self.via) {
+        if notification
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.id == self.via)
+        {
             Some(SKIP_REASONS[0])
         } else if !self.api.last_polled_authorized() {
             Some(SKIP_REASONS[1])
