@@ -203,7 +203,10 @@ fn rule_exprs(yaml: &str) -> Vec<String> {
 /// are requested and delivered, and returns a scrape of /metrics.
 async fn live_scrape() -> String {
     let s = Scenario::new(&["authorized", "notAuthorized", "yellowCard"])
-        .defaults("poll_interval = \"5s\"\nlinking_poll_interval = \"1s\"")
+        .defaults(
+            "poll_interval = \"5s\"\nlinking_poll_interval = \"1s\"\n\n[[digest]]\n\
+             name = \"yearly\"\nschedule = \"0 0 0 1 1 *\"\nchannels = [\"hook\"]",
+        )
         .start()
         .await;
     wait(secs(5)).await;
