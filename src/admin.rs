@@ -17,9 +17,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 /// Narrow handles only: the admin API reads, and asks the control task for
 /// anything that changes the daemon.
@@ -64,38 +63,25 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// Bearer-token check; the comparison is of SHA-256 digests so its time
-/// says nothing about the token.
+/// The admin token's check (see `bearer`).
 async fn require_admin_token(
     State(state): State<AdminState>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    let expected = state
-        .admin_token
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|t| Sha256::digest(t.expose_secret().as_bytes()));
-    let Some(expected) = expected else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "the admin API is disabled: set [daemon] admin_token_file (or _env, _credential)",
-        );
+    let authorized = {
+        let token = state.admin_token.read().unwrap_or_else(|e| e.into_inner());
+        let Some(token) = token.as_ref() else {
+            return error(
+                StatusCode::FORBIDDEN,
+                "the admin API is disabled: set [daemon] admin_token_file (or _env, _credential)",
+            );
+        };
+        crate::bearer::matches(&headers, token)
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
-    if given != Some(expected) {
-        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            "Bearer".parse().expect("valid header"),
-        );
-        return response;
+    if !authorized {
+        return crate::bearer::refused("missing or wrong admin token");
     }
     next.run(request).await
 }

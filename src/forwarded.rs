@@ -12,14 +12,12 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::post};
 use prometheus::{IntCounterVec, Opts, Registry};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq as _;
 
 use crate::control::Commands;
 use crate::greenapi::InstanceState;
@@ -113,36 +111,20 @@ fn answer(status: StatusCode, body: Value) -> Response {
 }
 
 async fn receive(State(hooks): State<Forwarded>, headers: HeaderMap, body: Body) -> Response {
-    let expected = hooks
-        .token
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|t| Sha256::digest(t.expose_secret().as_bytes()));
-    let Some(expected) = expected else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            json!({"error": "forwarded webhooks are off: set [daemon] \
-                   greenapi_webhook_token_file (or _env, _credential)"}),
-        );
+    let authorized = {
+        let token = hooks.token.read().unwrap_or_else(|e| e.into_inner());
+        let Some(token) = token.as_ref() else {
+            return answer(
+                StatusCode::NOT_FOUND,
+                json!({"error": "forwarded webhooks are off: set [daemon] \
+                       greenapi_webhook_token_file (or _env, _credential)"}),
+            );
+        };
+        crate::bearer::matches(&headers, token)
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
-    let authorized = given.is_some_and(|given| bool::from(given.ct_eq(&expected)));
     if !authorized {
         hooks.count(Outcome::Unauthorized);
-        let mut response = answer(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "missing or wrong bearer token"}),
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            "Bearer".parse().expect("valid header"),
-        );
-        return response;
+        return crate::bearer::refused("missing or wrong bearer token");
     }
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         hooks.count(Outcome::Malformed);

@@ -18,6 +18,7 @@ pub mod test_channel;
 pub mod version;
 
 mod admin;
+mod bearer;
 mod calendar;
 mod delivery;
 mod digest;

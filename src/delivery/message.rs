@@ -178,21 +178,11 @@ pub struct About {
 impl About {
     fn build(&self, event: Event, state: &str, deadline: Instant) -> Notification {
         Notification {
-            id: new_id(),
-            event,
             instance: Some(self.instance.clone()),
-            digest: None,
             phone: self.phone,
             state: state.to_owned(),
-            code: None,
-            expires_at: None,
-            paused_until: None,
-            reason: None,
-            paused_until_zone: None,
-            stuck_for: None,
-            codes_used: 0,
             timezone: self.timezone.clone(),
-            deadline,
+            ..Notification::blank(event, deadline)
         }
     }
 
@@ -271,10 +261,18 @@ impl Notification {
     /// A digest; no attempt starts after `deadline`.
     pub fn digest(digest: Digest, deadline: Instant) -> Self {
         Notification {
-            id: new_id(),
-            event: Event::Digest,
-            instance: None,
             digest: Some(Arc::new(digest)),
+            ..Notification::blank(Event::Digest, deadline)
+        }
+    }
+
+    /// `event` about no one, with nothing set.
+    fn blank(event: Event, deadline: Instant) -> Self {
+        Notification {
+            id: new_id(),
+            event,
+            instance: None,
+            digest: None,
             phone: 0,
             state: String::new(),
             code: None,

@@ -57,16 +57,14 @@ fn open_between(from: SystemTime, to: SystemTime) -> Calendar {
     }
 }
 
-fn with_windows(calendar: Calendar) -> Harness {
+/// A harness whose instance may get codes only from `from` to `to` after
+/// now.
+fn open_from(from: Duration, to: Duration) -> Harness {
+    let start = clock::wall(Instant::now());
     Harness::with(InstanceSettings {
-        linking_windows: calendar,
+        linking_windows: open_between(start + from, start + to),
         ..settings()
     })
-}
-
-/// The harness's `now` on the wall clock.
-fn wall(h: &Harness) -> SystemTime {
-    clock::wall(h.now)
 }
 
 fn waiting_notice(actions: &[Action]) -> Option<Instant> {
@@ -78,16 +76,7 @@ fn waiting_notice(actions: &[Action]) -> Option<Instant> {
 
 #[test]
 fn outside_every_window_an_unlinked_instance_gets_one_notice_and_no_code() {
-    let mut h = Harness::new();
-    let start = wall(&h);
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let mut h = open_from(2 * HOUR, 3 * HOUR);
     let opens = waiting_notice(&h.poll(InstanceState::NotAuthorized)).expect("a window opens");
     let until_open = opens - h.now;
     assert!(
@@ -104,16 +93,7 @@ fn outside_every_window_an_unlinked_instance_gets_one_notice_and_no_code() {
 
 #[test]
 fn a_window_opening_resumes_with_one_notice_and_a_code_at_its_start() {
-    let mut h = Harness::new();
-    let start = wall(&h);
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let mut h = open_from(2 * HOUR, 3 * HOUR);
     let opens = waiting_notice(&h.poll(InstanceState::NotAuthorized)).unwrap();
     loop {
         let actions = h.poll(InstanceState::NotAuthorized);
@@ -133,18 +113,13 @@ fn a_window_opening_resumes_with_one_notice_and_a_code_at_its_start() {
 
 #[test]
 fn a_code_outstanding_when_the_window_closes_is_left_to_expire_and_none_follows() {
-    let mut h = Harness::new();
-    let start = wall(&h);
     // Open now, closing within two minutes (rounded up to a whole minute):
     // before the code expires at 2.5 minutes.
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start - 2 * MIN, start + MIN),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let start = clock::wall(Instant::now());
+    let mut h = Harness::with(InstanceSettings {
+        linking_windows: open_between(start - 2 * MIN, start + MIN),
+        ..settings()
+    });
     let expires_at = h.get_code();
     loop {
         let actions = h.poll(InstanceState::NotAuthorized);
@@ -164,16 +139,7 @@ fn a_code_outstanding_when_the_window_closes_is_left_to_expire_and_none_follows(
 
 #[test]
 fn a_relink_allows_one_code_outside_the_windows() {
-    let mut h = with_windows(Calendar::default());
-    let start = wall(&h);
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start + 5 * HOUR, start + 6 * HOUR),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let mut h = open_from(5 * HOUR, 6 * HOUR);
     waiting_notice(&h.poll(InstanceState::NotAuthorized));
     h.wait(10 * S);
     assert!(h.feed(Input::RelinkRequested).is_empty());
@@ -186,16 +152,7 @@ fn a_relink_allows_one_code_outside_the_windows() {
 
 #[test]
 fn a_missed_edge_cannot_strand_an_instance() {
-    let mut h = Harness::new();
-    let start = wall(&h);
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start + HOUR, start + 3 * HOUR),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let mut h = open_from(HOUR, 3 * HOUR);
     waiting_notice(&h.poll(InstanceState::NotAuthorized));
     // The timer for the window's start never fired: the next poll comes
     // half an hour into the window, and the calendar says it is open.
@@ -209,14 +166,8 @@ fn a_missed_edge_cannot_strand_an_instance() {
 
 #[test]
 fn a_wait_survives_a_restart_without_a_second_notice() {
-    let mut h = Harness::new();
-    let start = wall(&h);
-    let windows = open_between(start + 2 * HOUR, start + 3 * HOUR);
-    let settings = InstanceSettings {
-        linking_windows: windows,
-        ..settings()
-    };
-    h.policy = Policy::new(settings.clone(), 42, h.now);
+    let mut h = open_from(2 * HOUR, 3 * HOUR);
+    let settings = h.policy.settings().clone();
     waiting_notice(&h.poll(InstanceState::NotAuthorized));
     let saved = h.policy.persisted().unwrap();
     let restarted = Policy::restore(settings, 42, h.now, h.now, saved);
@@ -231,16 +182,7 @@ fn a_wait_survives_a_restart_without_a_second_notice() {
 
 #[test]
 fn a_linked_instance_ends_the_wait_with_a_linked_notice() {
-    let mut h = Harness::new();
-    let start = wall(&h);
-    h.policy = Policy::new(
-        InstanceSettings {
-            linking_windows: open_between(start + 2 * HOUR, start + 3 * HOUR),
-            ..settings()
-        },
-        42,
-        h.now,
-    );
+    let mut h = open_from(2 * HOUR, 3 * HOUR);
     waiting_notice(&h.poll(InstanceState::NotAuthorized));
     assert_eq!(
         h.poll(InstanceState::Authorized),
