@@ -210,6 +210,36 @@ mod tests {
     }
 
     #[test]
+    fn a_window_wait_says_when_codes_resume_in_the_windows_zone_and_how_to_get_one_now() {
+        let t = Templates::new("c", Style::Plain, &TemplateOverrides::default()).unwrap();
+        let about = About {
+            instance: InstanceRef {
+                id: 1101000001,
+                name: "sales-line".into(),
+            },
+            phone: 441234567890,
+            timezone: Some("Asia/Tokyo".into()),
+        };
+        let opens = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let n = about.waiting_for_window(Some(opens), Some("Europe/London".into()), Instant::now());
+        let text = t.body(&n).unwrap();
+        assert!(text.contains("outside its linking windows"), "{text}");
+        assert!(
+            text.contains("2027-01-15 08:00:00 UTC (2027-01-15 08:00:00 GMT)"),
+            "{text}"
+        );
+        assert!(text.contains("relinkd relink 1101000001"), "{text}");
+        let never = about.waiting_for_window(None, None, Instant::now());
+        assert!(t.body(&never).unwrap().contains("no window opens"));
+        let rebooting = about.rebooting(Duration::from_secs(630), Instant::now());
+        let text = t.body(&rebooting).unwrap();
+        assert!(
+            text.contains("stuck in starting for 10m 30s; relinkd rebooted it"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn overrides_replace_the_defaults_and_see_the_variables() {
         let overrides = TemplateOverrides {
             code: Some("{{ code }} for {{ instance_name }} ({{ seconds_left }}s)".into()),
