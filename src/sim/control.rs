@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/sim/instances/{id}/code", get(code))
         .route("/sim/instances/{id}/calls", get(calls))
         .route("/sim/instances/{id}/messages", get(messages))
+        .route("/sim/stats", get(stats))
 }
 
 fn summary(id: u64, instance: &InstanceSim, now: Instant) -> Value {
@@ -192,6 +193,40 @@ async fn calls(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
             .collect();
         ok(Value::Array(calls))
     })
+}
+
+/// `getStateInstance` calls per wall-clock second over the last `seconds`
+/// (default 600, at most 3600), the total, and when the simulator started
+/// (Unix ms; a call's `at_ms` counts from it).
+async fn stats(
+    State(ctx): State<Ctx>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let inner = ctx.sim.inner();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let seconds: u64 = query
+        .get("seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let per_second: Vec<Value> = inner
+        .state_calls
+        .between(now.saturating_sub(seconds), now)
+        .into_iter()
+        .map(|(second, calls)| json!([second, calls]))
+        .collect();
+    let started = inner
+        .started_wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    ok(json!({
+        "started_unix_ms": started,
+        "state_calls_total": inner.state_calls.total(),
+        "state_calls_per_second": per_second,
+    }))
 }
 
 async fn messages(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {

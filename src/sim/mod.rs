@@ -27,6 +27,7 @@ mod faults;
 mod http;
 mod reply;
 mod state;
+mod stats;
 mod store;
 
 use std::collections::HashMap;
@@ -125,7 +126,11 @@ pub struct Simulator {
 pub(crate) struct Inner {
     pub(crate) config: SimConfig,
     pub(crate) started: Instant,
+    /// `started` on the wall clock (the stats' times are wall-clock).
+    pub(crate) started_wall: std::time::SystemTime,
     pub(crate) store: Store,
+    /// `getStateInstance` calls per second (`GET /sim/stats`).
+    pub(crate) state_calls: stats::CallsPerSecond,
 }
 
 impl fmt::Debug for Simulator {
@@ -143,9 +148,11 @@ impl Simulator {
             inner: Arc::new(Inner {
                 config,
                 started: Instant::now(),
+                started_wall: std::time::SystemTime::now(),
                 store: Store {
                     map: RwLock::new(HashMap::new()),
                 },
+                state_calls: stats::CallsPerSecond::default(),
             }),
         }
     }
