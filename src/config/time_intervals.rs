@@ -102,7 +102,10 @@ pub(super) fn check(raw: &[RawTimeInterval], now: SystemTime, report: &mut Repor
         match TimeInterval::parse(&spec) {
             Ok(interval) if !calendar::ever_matches(&interval, now) => report.error(
                 prefix,
-                format!("{name:?} can never match from now on (check its years, months and days)"),
+                format!(
+                    "{name:?} can never match from now on, or not within 8 years (check its \
+                     years, months and days)"
+                ),
             ),
             Ok(interval) if complete => {
                 named.valid.insert(name.to_owned(), Arc::new(interval));

@@ -25,9 +25,14 @@ use crate::readiness::Readiness;
 use crate::shutdown::Tasks;
 use crate::state::StateBoard;
 
-/// Spread of first polls per instance: a fleet of 3,000 starts over a minute
-/// (capped at the poll interval), a handful at once.
+/// Spread of first polls per instance for a small fleet: a handful starts
+/// at once.
 const START_SPREAD_PER_INSTANCE: Duration = Duration::from_millis(20);
+
+/// A fleet this large spreads its first polls over a whole poll interval,
+/// so it starts at the rate it keeps: no second holds a herd of polls that
+/// jitter would take many intervals to disperse.
+const FULL_SPREAD_FROM: usize = 100;
 
 /// A running supervisor, as the fleet holds it.
 struct Running {
@@ -107,15 +112,7 @@ impl Fleet {
         self.deps
             .board
             .retain(|id| config.instances.iter().any(|i| i.id == id));
-        let count = config.instances.len().max(1);
-        let now = Instant::now();
-        for (i, instance) in config.instances.iter().enumerate() {
-            let spread = START_SPREAD_PER_INSTANCE
-                .saturating_mul(count as u32)
-                .min(instance.settings.poll_interval);
-            let first_poll = now + spread.mul_f64(i as f64 / count as f64);
-            self.spawn(instance.clone(), first_poll);
-        }
+        self.spawn_spread(config.instances.to_vec());
     }
 
     /// The fleet's current channels, as each reload swaps them.
@@ -150,10 +147,10 @@ impl Fleet {
             self.deps.board.set(id, None);
             changes.removed += 1;
         }
-        let now = Instant::now();
+        let mut added = Vec::new();
         for instance in &config.instances {
             let Some(running) = self.running.get_mut(&instance.id) else {
-                self.spawn(instance.clone(), now);
+                added.push(instance.clone());
                 changes.added += 1;
                 continue;
             };
@@ -175,7 +172,27 @@ impl Fleet {
             };
             running.updates.send_replace(Some(Arc::new(update)));
         }
+        self.spawn_spread(added);
         changes
+    }
+
+    /// Starts `instances` with their first polls spread: over a whole poll
+    /// interval for a large batch, within a moment for a few.
+    fn spawn_spread(&mut self, instances: Vec<InstanceConfig>) {
+        let count = instances.len().max(1);
+        let now = Instant::now();
+        for (i, instance) in instances.into_iter().enumerate() {
+            let interval = instance.settings.poll_interval;
+            let spread = if count >= FULL_SPREAD_FROM {
+                interval
+            } else {
+                START_SPREAD_PER_INSTANCE
+                    .saturating_mul(count as u32)
+                    .min(interval)
+            };
+            let first_poll = now + spread.mul_f64(i as f64 / count as f64);
+            self.spawn(instance, first_poll);
+        }
     }
 
     fn spawn(&mut self, config: InstanceConfig, first_poll: Instant) {

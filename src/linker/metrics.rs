@@ -312,15 +312,15 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         out,
         "relinkd_instance_state",
         "gauge",
-        "The instance's last polled stateInstance, one-hot (unknown: a state relinkd does not know).",
+        "1 for the instance's last polled stateInstance (unknown: a state relinkd does not know); \
+         one series per instance, none before its first poll.",
     );
     for (id, m) in table {
         let current = m.state.load(Ordering::Relaxed);
-        for (i, label) in InstanceState::METRIC_LABELS.iter().enumerate() {
-            let value = u8::from(i == current);
+        if let Some(label) = InstanceState::METRIC_LABELS.get(current) {
             let _ = writeln!(
                 out,
-                "relinkd_instance_state{{state=\"{label}\",wa_instance=\"{id}\"}} {value}"
+                "relinkd_instance_state{{state=\"{label}\",wa_instance=\"{id}\"}} 1"
             );
         }
     }
@@ -329,11 +329,14 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         out,
         "relinkd_state_polls_total",
         "counter",
-        "getStateInstance polls per instance, by outcome.",
+        "getStateInstance polls per instance, by outcome; an outcome appears at its first poll.",
     );
     for (id, m) in table {
         for (i, outcome) in POLL_OUTCOMES.iter().enumerate() {
             let value = m.polls[i].load(Ordering::Relaxed);
+            if value == 0 {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "relinkd_state_polls_total{{outcome=\"{outcome}\",wa_instance=\"{id}\"}} {value}"
@@ -345,11 +348,14 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         out,
         "relinkd_codes_requested_total",
         "counter",
-        "getAuthorizationCode requests per instance: received a code, not_received (status false), error.",
+        "getAuthorizationCode requests per instance: received a code, not_received (status false), error; an outcome appears at its first request.",
     );
     for (id, m) in table {
         for outcome in CodeOutcome::ALL {
             let value = m.codes[outcome as usize].load(Ordering::Relaxed);
+            if value == 0 {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "relinkd_codes_requested_total{{outcome=\"{}\",wa_instance=\"{id}\"}} {value}",
@@ -361,64 +367,72 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
     simple_family(
         out,
         table,
-        "relinkd_code_expiry_timestamp_seconds",
-        "gauge",
-        "Unix time at which the outstanding code expires; 0 when no code is outstanding.",
+        (
+            "relinkd_code_expiry_timestamp_seconds",
+            "gauge",
+            Every::Sparse,
+        ),
+        "Unix time at which the outstanding code expires; only while a code is outstanding.",
         |m| m.code_expiry_unix.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_relinks_total",
-        "counter",
-        "Linking episodes that ended with the instance authorized again.",
+        ("relinkd_relinks_total", "counter", Every::Sparse),
+        "Linking episodes that ended with the instance authorized again; from the first.",
         |m| m.relinks.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_episodes_paused_total",
-        "counter",
-        "Times the code budget was spent and the episode paused for the cooldown.",
+        ("relinkd_episodes_paused_total", "counter", Every::Sparse),
+        "Times the code budget was spent and the episode paused for the cooldown; from the first.",
         |m| m.episodes_paused.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_instance_paused",
-        "gauge",
-        "1 while the instance's code budget is spent and codes are paused, else 0.",
+        ("relinkd_instance_paused", "gauge", Every::Sparse),
+        "1 while the instance's code budget is spent and codes are paused; absent otherwise.",
         |m| m.paused.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_reboots_total",
-        "counter",
-        "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after.",
+        ("relinkd_reboots_total", "counter", Every::Sparse),
+        "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after; from the first.",
         |m| m.reboots.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_instance_waiting_for_window",
-        "gauge",
-        "1 while the instance is unlinked outside its linking windows and no code is requested, else 0.",
+        (
+            "relinkd_instance_waiting_for_window",
+            "gauge",
+            Every::Sparse,
+        ),
+        "1 while the instance is unlinked outside its linking windows and no code is requested; absent otherwise.",
         |m| m.waiting.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_instance_unlinked_since_timestamp_seconds",
-        "gauge",
-        "Unix time the current episode started (notAuthorized first seen); 0 when not in an episode.",
+        (
+            "relinkd_instance_unlinked_since_timestamp_seconds",
+            "gauge",
+            Every::Sparse,
+        ),
+        "Unix time the current episode started (notAuthorized first seen); only during an episode.",
         |m| m.unlinked_since_unix.load(Ordering::Relaxed),
     );
     simple_family(
         out,
         table,
-        "relinkd_last_successful_poll_timestamp_seconds",
-        "gauge",
+        (
+            "relinkd_last_successful_poll_timestamp_seconds",
+            "gauge",
+            Every::Instance,
+        ),
         "Unix time of the instance's last successful state poll; 0 before the first.",
         |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
     );
@@ -429,18 +443,30 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One series per instance, or (`Sparse`) only where it is not 0: a fleet
+/// of 50,000 must not export 50,000 zeros per family.
 fn simple_family(
     out: &mut String,
     table: &BTreeMap<u64, Arc<InstanceMetrics>>,
-    name: &str,
-    kind: &str,
+    (name, kind, every): (&str, &str, Every),
     help: &str,
     value: impl Fn(&InstanceMetrics) -> u64,
 ) {
     family(out, name, kind, help);
     for (id, m) in table {
-        let _ = writeln!(out, "{name}{{wa_instance=\"{id}\"}} {}", value(m));
+        let value = value(m);
+        if value != 0 || every == Every::Instance {
+            let _ = writeln!(out, "{name}{{wa_instance=\"{id}\"}} {value}");
+        }
     }
+}
+
+/// Which instances a family has a series for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Every {
+    Instance,
+    /// Only where the value is not 0.
+    Sparse,
 }
 
 fn escape_label(value: &str) -> String {
@@ -455,23 +481,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn instance_series_start_at_zero_and_are_one_hot() {
+    fn an_instance_exports_one_state_series_and_no_zeros() {
         let metrics = Metrics::new();
         let linker = LinkerMetrics::register(&metrics);
         let m = linker.instance(1101000001, "sales \"line\"");
         let text = metrics.render();
-        assert!(
-            text.contains(
-                "relinkd_instance_state{state=\"authorized\",wa_instance=\"1101000001\"} 0"
-            )
-        );
         assert!(text.contains("name=\"sales \\\"line\\\"\""));
+        // Before the first poll: its info and its last successful poll (0).
+        assert_eq!(
+            text.matches("wa_instance=\"1101000001\"").count(),
+            2,
+            "{text}"
+        );
         m.set_state(&InstanceState::NotAuthorized);
+        m.poll(true);
         let text = metrics.render();
         assert!(text.contains(
             "relinkd_instance_state{state=\"notAuthorized\",wa_instance=\"1101000001\"} 1"
         ));
-        assert_eq!(text.matches("wa_instance=\"1101000001\"} 1").count(), 2); // info + state
+        assert!(
+            !text.contains("state=\"authorized\""),
+            "one state, not one-hot"
+        );
+        assert!(
+            !text.contains("outcome=\"failure\",wa_instance"),
+            "no zero counters"
+        );
+        assert!(!text.contains("relinkd_instance_paused{"), "no zero gauges");
+        // info, state, successful polls, last successful poll.
+        assert_eq!(
+            text.matches("wa_instance=\"1101000001\"").count(),
+            4,
+            "{text}"
+        );
     }
 
     #[test]
