@@ -358,19 +358,24 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
         1,
     );
     std::fs::write(&config_path, changed).unwrap();
-    let reloads = || {
-        std::fs::read_to_string(dir.path().join("stderr"))
-            .unwrap()
-            .matches("config reloaded")
-            .count()
+    // The reload is done when the daemon logs it: read only what it writes
+    // after the signal (its log holds a line per instance from the start).
+    let log = dir.path().join("stderr");
+    let offset = std::fs::metadata(&log).unwrap().len();
+    let reloaded = || {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(&log).unwrap();
+        file.seek(std::io::SeekFrom::Start(offset)).unwrap();
+        let mut tail = String::new();
+        let _ = file.read_to_string(&mut tail);
+        tail.contains("config reloaded")
     };
-    let before = reloads();
     let started = Instant::now();
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
         .unwrap();
-    while reloads() == before {
+    while !reloaded() {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the reload did not finish"
