@@ -152,13 +152,17 @@ impl FleetView {
         self.read().values().map(|v| v.status()).collect()
     }
 
+    /// The fleet's counts, read in place (the health loop asks every few
+    /// seconds; a clone of 50,000 statuses each time would be most of its
+    /// cost).
     pub fn summary(&self) -> Summary {
-        let statuses = self.statuses();
+        let instances = self.read();
         let mut summary = Summary {
-            instances: statuses.len(),
+            instances: instances.len(),
             ..Summary::default()
         };
-        for status in statuses {
+        for view in instances.values() {
+            let status = view.lock();
             match (status.phase.as_str(), status.state.as_deref()) {
                 ("linking", _) => summary.linking += 1,
                 ("paused" | "waiting", _) => summary.paused += 1,
