@@ -364,78 +364,9 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
         }
     }
 
-    simple_family(
-        out,
-        table,
-        (
-            "relinkd_code_expiry_timestamp_seconds",
-            "gauge",
-            Every::Sparse,
-        ),
-        "Unix time at which the outstanding code expires; only while a code is outstanding.",
-        |m| m.code_expiry_unix.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        ("relinkd_relinks_total", "counter", Every::Sparse),
-        "Linking episodes that ended with the instance authorized again; from the first.",
-        |m| m.relinks.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        ("relinkd_episodes_paused_total", "counter", Every::Sparse),
-        "Times the code budget was spent and the episode paused for the cooldown; from the first.",
-        |m| m.episodes_paused.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        ("relinkd_instance_paused", "gauge", Every::Sparse),
-        "1 while the instance's code budget is spent and codes are paused; absent otherwise.",
-        |m| m.paused.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        ("relinkd_reboots_total", "counter", Every::Sparse),
-        "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after; from the first.",
-        |m| m.reboots.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        (
-            "relinkd_instance_waiting_for_window",
-            "gauge",
-            Every::Sparse,
-        ),
-        "1 while the instance is unlinked outside its linking windows and no code is requested; absent otherwise.",
-        |m| m.waiting.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        (
-            "relinkd_instance_unlinked_since_timestamp_seconds",
-            "gauge",
-            Every::Sparse,
-        ),
-        "Unix time the current episode started (notAuthorized first seen); only during an episode.",
-        |m| m.unlinked_since_unix.load(Ordering::Relaxed),
-    );
-    simple_family(
-        out,
-        table,
-        (
-            "relinkd_last_successful_poll_timestamp_seconds",
-            "gauge",
-            Every::Instance,
-        ),
-        "Unix time of the instance's last successful state poll; 0 before the first.",
-        |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
-    );
+    for f in &SIMPLE_FAMILIES {
+        simple_family(out, table, f);
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -443,20 +374,83 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A family with one value per instance and no other label.
+struct SimpleFamily {
+    name: &'static str,
+    kind: &'static str,
+    every: Every,
+    help: &'static str,
+    value: fn(&InstanceMetrics) -> u64,
+}
+
+/// The per-instance families of one value each, in the order rendered.
+const SIMPLE_FAMILIES: [SimpleFamily; 8] = [
+    SimpleFamily {
+        name: "relinkd_code_expiry_timestamp_seconds",
+        kind: "gauge",
+        every: Every::Sparse,
+        help: "Unix time at which the outstanding code expires; only while a code is outstanding.",
+        value: |m| m.code_expiry_unix.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_relinks_total",
+        kind: "counter",
+        every: Every::Sparse,
+        help: "Linking episodes that ended with the instance authorized again; from the first.",
+        value: |m| m.relinks.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_episodes_paused_total",
+        kind: "counter",
+        every: Every::Sparse,
+        help: "Times the code budget was spent and the episode paused for the cooldown; from the first.",
+        value: |m| m.episodes_paused.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_instance_paused",
+        kind: "gauge",
+        every: Every::Sparse,
+        help: "1 while the instance's code budget is spent and codes are paused; absent otherwise.",
+        value: |m| m.paused.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_reboots_total",
+        kind: "counter",
+        every: Every::Sparse,
+        help: "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after; from the first.",
+        value: |m| m.reboots.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_instance_waiting_for_window",
+        kind: "gauge",
+        every: Every::Sparse,
+        help: "1 while the instance is unlinked outside its linking windows and no code is requested; absent otherwise.",
+        value: |m| m.waiting.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_instance_unlinked_since_timestamp_seconds",
+        kind: "gauge",
+        every: Every::Sparse,
+        help: "Unix time the current episode started (notAuthorized first seen); only during an episode.",
+        value: |m| m.unlinked_since_unix.load(Ordering::Relaxed),
+    },
+    SimpleFamily {
+        name: "relinkd_last_successful_poll_timestamp_seconds",
+        kind: "gauge",
+        every: Every::Instance,
+        help: "Unix time of the instance's last successful state poll; 0 before the first.",
+        value: |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
+    },
+];
+
 /// One series per instance, or (`Sparse`) only where it is not 0: a fleet
 /// of 50,000 must not export 50,000 zeros per family.
-fn simple_family(
-    out: &mut String,
-    table: &BTreeMap<u64, Arc<InstanceMetrics>>,
-    (name, kind, every): (&str, &str, Every),
-    help: &str,
-    value: impl Fn(&InstanceMetrics) -> u64,
-) {
-    family(out, name, kind, help);
+fn simple_family(out: &mut String, table: &BTreeMap<u64, Arc<InstanceMetrics>>, f: &SimpleFamily) {
+    family(out, f.name, f.kind, f.help);
     for (id, m) in table {
-        let value = value(m);
-        if value != 0 || every == Every::Instance {
-            let _ = writeln!(out, "{name}{{wa_instance=\"{id}\"}} {value}");
+        let value = (f.value)(m);
+        if value != 0 || f.every == Every::Instance {
+            let _ = writeln!(out, "{}{{wa_instance=\"{id}\"}} {value}", f.name);
         }
     }
 }
