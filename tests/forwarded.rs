@@ -72,14 +72,7 @@ async fn a_forwarded_not_authorized_leads_to_a_code_within_seconds_despite_a_lon
         Some(0.0)
     );
     // The other instance was not polled for it.
-    let polls = |id| {
-        s.sim
-            .calls(id)
-            .iter()
-            .filter(|c| c.method == "getStateInstance")
-            .count()
-    };
-    assert_eq!(polls(FIRST_ID + 1), 1);
+    assert_eq!(calls_to(&s.sim, FIRST_ID + 1, "getStateInstance").len(), 1);
     s.stop().await;
 }
 
@@ -156,13 +149,7 @@ async fn bad_tokens_bodies_and_unknown_instances_are_answered_and_counted() {
     assert_eq!(outcome(&s.daemon, "ignored").await, 1.0);
 
     // None of it made anyone poll.
-    let polls = s
-        .sim
-        .calls(FIRST_ID)
-        .iter()
-        .filter(|c| c.method == "getStateInstance")
-        .count();
-    assert_eq!(polls, 1);
+    assert_eq!(calls_to(&s.sim, FIRST_ID, "getStateInstance").len(), 1);
     s.stop().await;
 }
 

@@ -10,11 +10,7 @@ const LINKING: &str = "poll_interval = \"60s\"\nlinking_poll_interval = \"5s\"\n
                        code_ttl = \"150s\"\ncodes_per_episode = 3\ncooldown = \"1h\"";
 
 fn code_calls(sim: &Simulator, id: u64) -> Vec<tokio::time::Instant> {
-    sim.calls(id)
-        .into_iter()
-        .filter(|c| c.method == "getAuthorizationCode")
-        .map(|c| c.at)
-        .collect()
+    calls_to(sim, id, "getAuthorizationCode")
 }
 
 fn wa(id: u64) -> String {

@@ -5,11 +5,7 @@ mod common;
 use common::*;
 
 fn reboots(s: &Running, id: u64) -> usize {
-    s.sim
-        .calls(id)
-        .iter()
-        .filter(|c| c.method == "reboot")
-        .count()
+    calls_to(&s.sim, id, "reboot").len()
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,10 +10,7 @@ use common::*;
 use relinkd::sim::Simulator;
 
 fn code_calls(sim: &Simulator, id: u64) -> usize {
-    sim.calls(id)
-        .into_iter()
-        .filter(|c| c.method == "getAuthorizationCode")
-        .count()
+    calls_to(sim, id, "getAuthorizationCode").len()
 }
 
 /// `[[time_interval]] name = "window"` open from `from` to `to` (UTC, whole

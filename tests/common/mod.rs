@@ -47,6 +47,15 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
+/// When the simulator received instance `id`'s calls of `method`.
+pub fn calls_to(sim: &Simulator, id: u64, method: &str) -> Vec<tokio::time::Instant> {
+    sim.calls(id)
+        .into_iter()
+        .filter(|c| c.method == method)
+        .map(|c| c.at)
+        .collect()
+}
+
 /// Starts the simulator with `states` (one instance per entry, ids from
 /// FIRST_ID, every token TOKEN).
 pub async fn start_sim(code_ttl: Duration, states: &[&str]) -> (Simulator, SocketAddr) {
