@@ -386,6 +386,10 @@ impl Text {
     /// The report's problems and warnings, each placed in this file.
     fn placed(&self, report: Report) -> (Vec<Issue>, Vec<Issue>) {
         let (mut issues, mut warnings) = report.finish();
+        if issues.is_empty() && warnings.is_empty() {
+            // Placing parses the file again: not for nothing.
+            return (issues, warnings);
+        }
         if let Ok(text) = self.str() {
             let places = places::Places::of(text);
             for issue in issues.iter_mut().chain(warnings.iter_mut()) {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::mailbox::Mailbox;
 use super::metrics::LinkerMetrics;
 use super::policy::Policy;
 use super::record::phase_of;
@@ -40,12 +41,8 @@ struct Running {
     config: InstanceConfig,
     /// Kept across reloads unless the endpoint changes (it holds the pacing).
     api: InstanceApi,
-    /// Relink requests for the supervisor (the control task sends them).
-    relinks: mpsc::Sender<()>,
-    /// The state a forwarded notification reported (the latest wins).
-    hints: watch::Sender<Option<InstanceState>>,
-    /// A reload's new view of the instance.
-    updates: watch::Sender<Option<Arc<Update>>>,
+    /// Relinks, hints and a reload's updates for the supervisor.
+    mailbox: Arc<Mailbox<Update>>,
     /// Cancelled to stop this one supervisor.
     stop: CancellationToken,
     /// Awaited when the instance leaves the config, so it cannot publish
@@ -170,7 +167,7 @@ impl Fleet {
                 settings: instance.settings.clone(),
                 metrics: self.deps.metrics.instance(instance.id, &instance.name),
             };
-            running.updates.send_replace(Some(Arc::new(update)));
+            running.mailbox.update(Arc::new(update));
         }
         self.spawn_spread(added);
         changes
@@ -217,31 +214,26 @@ impl Fleet {
             codes: self.deps.metrics.codes.clone(),
             forwarded_mismatches: self.deps.metrics.forwarded_mismatches.clone(),
         };
-        let supervisor = Supervisor::new(spec(&config, api.clone()), policy, metrics, shared);
-        let (relinks, relink_rx) = mpsc::channel(1);
-        let (hints, hint_rx) = watch::channel(None);
-        let (updates, update_rx) = watch::channel(None);
+        let mailbox = Arc::new(Mailbox::default());
         let stop = self.deps.supervisors.child_token();
-        let run = supervisor.run(Inbox {
-            relinks: relink_rx,
-            hints: hint_rx,
-            updates: update_rx,
+        let inbox = Inbox {
+            mailbox: mailbox.clone(),
             stop: stop.clone(),
-        });
-        let task = self.deps.supervisors.spawn(reporting_a_panic(
-            run,
-            self.deps.readiness.clone(),
-            view.clone(),
-        ));
+        };
+        let supervisor =
+            Supervisor::new(spec(&config, api.clone()), policy, metrics, shared, inbox);
+        let run = supervisor.run();
+        // Boxed: an `async fn` keeps a moved-in future twice in its own
+        // (rust-lang/rust#62958), and this is what every idle instance costs.
+        let task = reporting_a_panic(Box::pin(run), self.deps.readiness.clone(), view.clone());
+        let task = self.deps.supervisors.spawn(task);
         self.view.insert(view);
         self.running.insert(
             config.id,
             Running {
                 config,
                 api,
-                relinks,
-                hints,
-                updates,
+                mailbox,
                 stop,
                 task,
             },
@@ -254,7 +246,7 @@ impl Fleet {
     pub fn hint(&self, id: u64, state: InstanceState) -> bool {
         match self.running.get(&id) {
             Some(running) => {
-                running.hints.send_replace(Some(state));
+                running.mailbox.hint(state);
                 true
             }
             None => false,
@@ -266,8 +258,7 @@ impl Fleet {
     pub fn relink(&self, id: u64) -> bool {
         match self.running.get(&id) {
             Some(running) => {
-                // Full means a relink is already pending: as good.
-                let _ = running.relinks.try_send(());
+                running.mailbox.relink();
                 true
             }
             None => false,
@@ -292,10 +283,10 @@ async fn reporting_a_panic(
         readiness.supervisor_died();
         let status = view.status();
         tracing::error!(
-            instance = %status.name,
-            wa_instance = status.id,
-            "the supervisor of this instance panicked; it is no longer watched; \
-             relinkd reports not ready until it is restarted"
+        instance = %status.name,
+        wa_instance = status.id,
+        "the supervisor of this instance panicked; it is no longer watched; \
+         relinkd reports not ready until it is restarted"
         );
     }
 }

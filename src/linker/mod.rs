@@ -3,6 +3,7 @@
 
 mod events;
 mod fleet;
+mod mailbox;
 mod metrics;
 pub mod policy;
 mod record;

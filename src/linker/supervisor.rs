@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -14,6 +14,7 @@ use super::events::{
     CodeDelivered, CodeDelivering, CodeRequested, HintContradicted, Linked, Paused, PollFailed,
     Polled, Rebooted, RelinkRequested, Restricted, Resumed, StateHinted, WaitingForWindow,
 };
+use super::mailbox::{Mail, Mailbox};
 use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
 use super::record::record_of;
@@ -45,15 +46,10 @@ pub struct Update {
     pub metrics: Arc<InstanceMetrics>,
 }
 
-/// What the fleet tells a supervisor. Updates go by a `watch` channel
-/// (the latest wins and none is lost to a full queue); relinks by a small
-/// queue (one pending relink is as good as many). Neither ends the
-/// supervisor: its token does.
+/// What the fleet tells a supervisor: messages in its mailbox (shared with
+/// its deliveries, which report there); none ends it, its token does.
 pub struct Inbox {
-    pub relinks: mpsc::Receiver<()>,
-    /// What forwarded notifications say the state is (the latest wins).
-    pub hints: watch::Receiver<Option<InstanceState>>,
-    pub updates: watch::Receiver<Option<Arc<Update>>>,
+    pub mailbox: Arc<Mailbox<Update>>,
     /// Cancelled when the instance leaves the config or relinkd stops.
     pub stop: CancellationToken,
 }
@@ -101,10 +97,9 @@ pub struct Supervisor {
     /// The state a forwarded notification reported, until a poll confirms
     /// or contradicts it.
     hinted: Option<InstanceState>,
-    /// Delivery outcomes, tagged with the code's expiry: each delivery
-    /// task gets a clone of the sender, the supervisor reads them.
-    delivered_tx: mpsc::UnboundedSender<(Instant, bool)>,
-    delivered_rx: mpsc::UnboundedReceiver<(Instant, bool)>,
+    /// What the fleet sends, and where each delivery task reports how it
+    /// ended (tagged with the code's expiry); its token ends the run.
+    inbox: Inbox,
 }
 
 /// Whether the supervisor goes on after a turn.
@@ -119,8 +114,8 @@ impl Supervisor {
         policy: Policy,
         metrics: Arc<InstanceMetrics>,
         shared: Shared,
+        inbox: Inbox,
     ) -> Self {
-        let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let published = shared.board.get(spec.instance.id);
         Self {
             span: span_of(&spec.instance),
@@ -134,59 +129,65 @@ impl Supervisor {
             code: None,
             code_delivery: None,
             hinted: None,
-            delivered_tx,
-            delivered_rx,
+            inbox,
         }
     }
 
     /// Runs until the inbox's token is cancelled. A vendor call in flight
     /// then is abandoned; the board keeps what was last published.
-    pub async fn run(mut self, mut inbox: Inbox) {
-        self.publish();
-        loop {
-            let span = self.span.clone();
-            if let Turn::Stop = self.turn(&mut inbox).instrument(span).await {
-                break;
+    ///
+    /// An `async` block, not an `async fn`: an `async fn` keeps its moved-in
+    /// `self` twice in its future (rust-lang/rust#62958), and this future
+    /// is what every idle instance costs.
+    #[allow(clippy::manual_async_fn, reason = "an async fn would store self twice")]
+    pub fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            self.publish();
+            loop {
+                let span = self.span.clone();
+                if let Turn::Stop = self.turn().instrument(span).await {
+                    break;
+                }
             }
         }
     }
 
     /// Waits for the next input and handles it.
-    async fn turn(&mut self, inbox: &mut Inbox) -> Turn {
+    async fn turn(&mut self) -> Turn {
         let next = self.policy.next_at();
         let slack = progress_slack(self.policy.settings().request_timeout);
         self.shared
             .view
             .expect_progress_by(next.max(Instant::now()) + slack);
+        let stop = self.inbox.stop.clone();
         let input = tokio::select! {
-            () = inbox.stop.cancelled() => return Turn::Stop,
-            Some(()) = inbox.relinks.recv() => {
-                RelinkRequested.emit();
-                Input::RelinkRequested
-            }
-            Ok(()) = inbox.hints.changed() => {
-                let hinted = inbox.hints.borrow_and_update().clone();
-                let Some(hinted) = hinted else { return Turn::Continue };
-                StateHinted { state: &hinted }.emit();
-                self.hinted = Some(hinted);
-                Input::StateHinted
-            }
-            Ok(()) = inbox.updates.changed() => {
-                let update = inbox.updates.borrow_and_update().clone();
-                if let Some(update) = update {
-                    self.apply((*update).clone());
+            () = stop.cancelled() => return Turn::Stop,
+            mail = self.inbox.mailbox.next() => match mail {
+                Mail::Relink => {
+                    RelinkRequested.emit();
+                    Input::RelinkRequested
                 }
-                return Turn::Continue;
-            }
-            Some((expires_at, delivered)) = self.delivered_rx.recv() => {
-                self.measure_delivery(delivered);
-                Input::CodeDelivered { expires_at, delivered }
-            }
+                Mail::Hint(hinted) => {
+                    StateHinted { state: &hinted }.emit();
+                    self.hinted = Some(hinted);
+                    Input::StateHinted
+                }
+                Mail::Update(update) => {
+                    self.apply(Arc::unwrap_or_clone(update));
+                    return Turn::Continue;
+                }
+                Mail::Delivered { expires_at, delivered } => {
+                    self.measure_delivery(delivered);
+                    Input::CodeDelivered { expires_at, delivered }
+                }
+            },
             () = tokio::time::sleep_until(next) => Input::Due,
         };
+        // Boxed: a step's vendor call and its futures take kilobytes, and
+        // unboxed they would be part of every idle supervisor's task.
         tokio::select! {
-            () = inbox.stop.cancelled() => return Turn::Stop,
-            () = self.step(input) => {}
+            () = stop.cancelled() => return Turn::Stop,
+            () = Box::pin(self.step(input)) => {}
         }
         self.publish();
         Turn::Continue
@@ -378,7 +379,7 @@ impl Supervisor {
         let notification = self.about().code(code, codes_used, expiry, expires_at);
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let channels = self.spec.channels.clone();
-        let report = self.delivered_tx.clone();
+        let report = self.inbox.mailbox.clone();
         let observer = self.shared.view.clone();
         let token = self.shared.deliveries.child_token();
         self.shared.deliveries.spawn_until(
@@ -387,7 +388,7 @@ impl Supervisor {
                 let delivered = dispatcher
                     .deliver(Arc::new(notification), &channels, observer)
                     .await;
-                let _ = report.send((expires_at, delivered));
+                report.delivered(expires_at, delivered);
             }
             .in_current_span(),
         );
