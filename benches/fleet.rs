@@ -147,6 +147,11 @@ fn config(
     poll: Duration,
 ) -> String {
     std::fs::write(dir.join("token"), "sim-token").unwrap();
+    std::fs::set_permissions(
+        dir.join("token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut toml = format!(
         "[daemon]\nlisten = \"127.0.0.1:{listen}\"\nstate_dir = \"{}\"\n\n[defaults]\n\
          poll_interval = \"{}\"\nlinking_poll_interval = \"5s\"\n\n[[channel]]\nname = \"hook\"\n\

@@ -345,7 +345,7 @@ fn secret_context<'a>(path: &'a Path, env: &'a dyn Environment) -> SecretContext
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    SecretContext { config_dir, env }
+    SecretContext::new(config_dir, env)
 }
 
 /// Largest config file read (50,000 instances take about 8 MB).

@@ -8,7 +8,10 @@ use toml::de::{DeTable, DeValue};
 
 /// The file's keys and their positions.
 pub(super) struct Places<'a> {
-    text: &'a str,
+    /// Where each `\n` is: a fleet's config may have a warning for each of
+    /// 50,000 instances, and counting lines from the top for each took
+    /// minutes.
+    newlines: Vec<usize>,
     /// `None` if the text does not parse (then places are the bare paths).
     root: Option<Spanned<DeValue<'a>>>,
 }
@@ -19,7 +22,8 @@ impl<'a> Places<'a> {
             let span = table.span();
             Spanned::new(span, DeValue::Table(table.into_inner()))
         });
-        Self { text, root }
+        let newlines = text.match_indices('\n').map(|(at, _)| at).collect();
+        Self { newlines, root }
     }
 
     /// `key` (a path such as `instance[1].channels[0]`) as a place.
@@ -65,9 +69,7 @@ impl<'a> Places<'a> {
 
     fn line(&self, value: Option<&Spanned<DeValue<'_>>>) -> Option<usize> {
         let start = value?.span().start;
-        self.text
-            .get(..start)
-            .map(|before| before.matches('\n').count() + 1)
+        Some(self.newlines.partition_point(|&at| at < start) + 1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! environment variables come from. Nothing here ever puts a secret's value
 //! into a message.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -88,6 +89,20 @@ pub struct SecretContext<'a> {
     /// Directory of the config file; relative `*_file` paths resolve here.
     pub config_dir: &'a Path,
     pub env: &'a dyn Environment,
+    /// Secret files read so far in this load, by resolved path: a fleet
+    /// whose instances share one token file reads it once, and hears about
+    /// its mode once, not once per instance.
+    pub read_files: RefCell<HashMap<PathBuf, SecretString>>,
+}
+
+impl<'a> SecretContext<'a> {
+    pub fn new(config_dir: &'a Path, env: &'a dyn Environment) -> Self {
+        Self {
+            config_dir,
+            env,
+            read_files: RefCell::default(),
+        }
+    }
 }
 
 /// A loaded secret and the full key it came from (e.g. `channel[0].secret_env`).
@@ -176,8 +191,14 @@ fn from_file(
         return Err(Reported);
     }
     let path = resolve_path(ctx.config_dir, path);
+    if let Some(secret) = ctx.read_files.borrow().get(&path) {
+        return Ok(secret.clone());
+    }
     match read_secret_file(&path) {
         Ok((secret, mode)) => {
+            ctx.read_files
+                .borrow_mut()
+                .insert(path.clone(), secret.clone());
             if mode & 0o077 != 0 {
                 report.warn(
                     key,

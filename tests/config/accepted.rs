@@ -476,6 +476,33 @@ fn world_readable_token_file_warns() {
 }
 
 #[test]
+fn a_token_file_shared_by_a_fleet_is_read_once_and_warned_about_once() {
+    let dir = TempDir::new();
+    dir.write_mode("open-token", "tok\n", 0o644);
+    let mut toml = String::from("[[channel]]\nname = \"ops\"\ntype = \"console\"\n");
+    for i in 0..1000 {
+        toml.push_str(&format!(
+            "\n[[instance]]\nid = {}\nname = \"line-{i}\"\n\
+             api_url = \"https://1101.api.greenapi.com\"\n\
+             api_token_file = \"open-token\"\nphone = {}\nchannels = [\"ops\"]\n",
+            1_101_000_001 + i,
+            441_234_500_000_u64 + i
+        ));
+    }
+    let config = load_in(&dir, &toml, &env(&[])).unwrap();
+    assert_eq!(config.instances.len(), 1000);
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_has(
+        &config.warnings[0],
+        &[
+            "instance \"line-0\" (line 9): api_token_file",
+            "open-token",
+            "0644",
+        ],
+    );
+}
+
+#[test]
 fn credentials_directory_works() {
     let dir = TempDir::new();
     dir.write("creds/sales", "cred-token\n");
