@@ -258,11 +258,29 @@ async fn each_kind_of_vendor_fault_is_counted_as_itself_and_triggers_no_code() {
         let id = wa(FIRST_ID);
         let failed = series_value(
             &scrape,
-            "relinkd_state_polls_total",
-            &[("outcome", "failure"), ("wa_instance", &id)],
+            "relinkd_instance_poll_failures_total",
+            &[("reason", expected), ("wa_instance", &id)],
         )
         .unwrap();
         assert!(failed >= 5.0, "{kind:?}: {failed} failed polls counted");
+        let fleet_failed = series_value(
+            &scrape,
+            "relinkd_state_polls_total",
+            &[("outcome", "failure")],
+        )
+        .unwrap();
+        assert_eq!(fleet_failed, failed, "{kind:?}: counted fleet-wide too");
+        for other in outcomes[1..].iter().filter(|o| **o != expected) {
+            assert!(
+                series_value(
+                    &scrape,
+                    "relinkd_instance_poll_failures_total",
+                    &[("reason", other), ("wa_instance", &id)],
+                )
+                .is_none(),
+                "{kind:?}: a series for {other}, which never happened"
+            );
+        }
         for outcome in &outcomes[1..] {
             let count = series_value(
                 &scrape,

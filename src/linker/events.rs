@@ -20,7 +20,7 @@ pub struct Polled<'a> {
 
 impl Polled<'_> {
     pub fn emit(&self, metrics: &InstanceMetrics) {
-        metrics.poll(true);
+        metrics.poll_succeeded();
         metrics.set_state(self.state);
         if self.failed_before > 0 {
             tracing::info!(failures = self.failed_before, "state polls succeed again");
@@ -52,7 +52,7 @@ pub struct PollFailed<'a> {
 
 impl PollFailed<'_> {
     pub fn emit(&self, metrics: &InstanceMetrics) -> String {
-        metrics.poll(false);
+        metrics.poll_failed(self.error);
         let error = self.error;
         tracing::warn!(
             reason = error.outcome(),

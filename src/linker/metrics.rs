@@ -1,8 +1,13 @@
 //! The linker's metrics: per instance (one series set per WhatsApp
 //! instance, 50,000 on one daemon), plain atomics owned by each supervisor
 //! and rendered straight to text at scrape time, so no lock is taken per
-//! poll and no per-series objects are kept; and the fleet-wide code outcomes
-//! on the registry.
+//! poll and no per-series objects are kept; and the fleet-wide polls and
+//! code outcomes on the registry.
+//!
+//! A healthy instance has three series (its name, its state, its last
+//! successful poll): what every instance does (polls that succeed) is
+//! counted fleet-wide, what goes wrong is counted per instance, by reason,
+//! from its first occurrence.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
-use crate::greenapi::InstanceState;
+use crate::greenapi::{ApiError, InstanceState};
 use crate::metrics::{Metrics, TextSource, register};
 
 /// The linker's metrics; cheap to clone.
@@ -22,6 +27,8 @@ pub struct LinkerMetrics {
     pub codes: CodeMetrics,
     /// Forwarded states the poll that followed disagreed with.
     pub forwarded_mismatches: IntCounter,
+    /// `relinkd_state_polls_total{outcome}`, counted by every instance.
+    polls: FleetPolls,
     /// Every instance's series; the fleet adds and removes instances, each
     /// supervisor updates its own, `/metrics` renders them.
     instances: Arc<InstanceTable>,
@@ -54,6 +61,7 @@ impl LinkerMetrics {
         Self {
             codes: CodeMetrics::register(metrics.registry()),
             forwarded_mismatches,
+            polls: FleetPolls::register(metrics.registry()),
             instances,
         }
     }
@@ -74,7 +82,7 @@ impl LinkerMetrics {
         let mut table = self.instances.0.write().unwrap_or_else(|e| e.into_inner());
         let entry = table
             .entry(id)
-            .or_insert_with(|| Arc::new(InstanceMetrics::new(name)));
+            .or_insert_with(|| Arc::new(InstanceMetrics::new(name, self.polls.clone())));
         if entry.name() != name {
             // Renamed in the config: a new handle for the info metric, with
             // the counters and the state carried over.
@@ -89,6 +97,27 @@ impl LinkerMetrics {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+}
+
+/// `relinkd_state_polls_total{outcome}`: every instance's polls, fleet-wide.
+#[derive(Clone)]
+struct FleetPolls(Arc<[IntCounter; 2]>);
+
+impl FleetPolls {
+    fn register(registry: &Registry) -> Self {
+        let polls = IntCounterVec::new(
+            Opts::new(
+                "relinkd_state_polls_total",
+                "getStateInstance polls of every instance, by outcome (success, failure); \
+                 relinkd_instance_poll_failures_total says which instance failed and why.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let counters = ["success", "failure"].map(|outcome| polls.with_label_values(&[outcome]));
+        register(registry, polls);
+        Self(Arc::new(counters))
     }
 }
 
@@ -146,9 +175,6 @@ impl CodeMetrics {
     }
 }
 
-/// Outcomes of `relinkd_state_polls_total`.
-pub const POLL_OUTCOMES: [&str; 2] = ["success", "failure"];
-
 /// Outcomes of `relinkd_codes_requested_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeOutcome {
@@ -175,7 +201,10 @@ const NO_STATE: usize = usize::MAX;
 pub struct InstanceMetrics {
     name: String,
     state: AtomicUsize,
-    polls: [AtomicU64; 2],
+    /// Failed polls by `ApiError::outcome_index` (0, success, unused).
+    poll_failures: [AtomicU64; ApiError::OUTCOMES.len()],
+    /// Where every poll is also counted.
+    fleet_polls: FleetPolls,
     codes: [AtomicU64; 3],
     code_expiry_unix: AtomicU64,
     relinks: AtomicU64,
@@ -188,11 +217,12 @@ pub struct InstanceMetrics {
 }
 
 impl InstanceMetrics {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, fleet_polls: FleetPolls) -> Self {
         Self {
             name: name.to_owned(),
             state: AtomicUsize::new(NO_STATE),
-            polls: Default::default(),
+            poll_failures: Default::default(),
+            fleet_polls,
             codes: Default::default(),
             code_expiry_unix: AtomicU64::new(0),
             relinks: AtomicU64::new(0),
@@ -215,7 +245,8 @@ impl InstanceMetrics {
         Self {
             name: name.to_owned(),
             state: AtomicUsize::new(self.state.load(Ordering::Relaxed)),
-            polls: [copy(&self.polls[0]), copy(&self.polls[1])],
+            poll_failures: std::array::from_fn(|i| copy(&self.poll_failures[i])),
+            fleet_polls: self.fleet_polls.clone(),
             codes: [
                 copy(&self.codes[0]),
                 copy(&self.codes[1]),
@@ -236,14 +267,17 @@ impl InstanceMetrics {
         self.state.store(state.metric_index(), Ordering::Relaxed);
     }
 
-    pub fn poll(&self, success: bool) {
-        self.polls[usize::from(!success)].fetch_add(1, Ordering::Relaxed);
-        if success {
-            self.last_successful_poll_unix.store(
-                crate::clock::unix_seconds(crate::clock::now()),
-                Ordering::Relaxed,
-            );
-        }
+    pub fn poll_succeeded(&self) {
+        self.fleet_polls.0[0].inc();
+        self.last_successful_poll_unix.store(
+            crate::clock::unix_seconds(crate::clock::now()),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn poll_failed(&self, error: &ApiError) {
+        self.fleet_polls.0[1].inc();
+        self.poll_failures[error.outcome_index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The episode as metrics see it: since when unlinked (`None`: no
@@ -283,8 +317,11 @@ impl InstanceMetrics {
     }
 
     #[cfg(test)]
-    fn polls(&self, success: bool) -> u64 {
-        self.polls[usize::from(!success)].load(Ordering::Relaxed)
+    fn poll_failures(&self) -> u64 {
+        self.poll_failures
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     #[cfg(test)]
@@ -327,19 +364,20 @@ fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut Strin
 
     family(
         out,
-        "relinkd_state_polls_total",
+        "relinkd_instance_poll_failures_total",
         "counter",
-        "getStateInstance polls per instance, by outcome; an outcome appears at its first poll.",
+        "Failed getStateInstance polls per instance, by reason (as in relinkd_api_requests_total); \
+         a reason appears at its first failure.",
     );
     for (id, m) in table {
-        for (i, outcome) in POLL_OUTCOMES.iter().enumerate() {
-            let value = m.polls[i].load(Ordering::Relaxed);
+        for (reason, failures) in ApiError::OUTCOMES.iter().zip(&m.poll_failures).skip(1) {
+            let value = failures.load(Ordering::Relaxed);
             if value == 0 {
                 continue;
             }
             let _ = writeln!(
                 out,
-                "relinkd_state_polls_total{{outcome=\"{outcome}\",wa_instance=\"{id}\"}} {value}"
+                "relinkd_instance_poll_failures_total{{reason=\"{reason}\",wa_instance=\"{id}\"}} {value}"
             );
         }
     }
@@ -488,7 +526,7 @@ mod tests {
             "{text}"
         );
         m.set_state(&InstanceState::NotAuthorized);
-        m.poll(true);
+        m.poll_succeeded();
         let text = metrics.render();
         assert!(text.contains(
             "relinkd_instance_state{state=\"notAuthorized\",wa_instance=\"1101000001\"} 1"
@@ -498,15 +536,43 @@ mod tests {
             "one state, not one-hot"
         );
         assert!(
-            !text.contains("outcome=\"failure\",wa_instance"),
+            !text.contains("relinkd_instance_poll_failures_total{"),
             "no zero counters"
         );
         assert!(!text.contains("relinkd_instance_paused{"), "no zero gauges");
-        // info, state, successful polls, last successful poll.
+        assert!(text.contains("relinkd_state_polls_total{outcome=\"success\"} 1"));
+        // info, state, last successful poll.
         assert_eq!(
             text.matches("wa_instance=\"1101000001\"").count(),
-            4,
+            3,
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failing_instance_is_named_with_its_reason_and_counted_fleet_wide() {
+        let metrics = Metrics::new();
+        let linker = LinkerMetrics::register(&metrics);
+        let failing = linker.instance(1101000001, "failing");
+        linker.instance(1101000002, "healthy").poll_succeeded();
+        failing.poll_failed(&ApiError::Timeout);
+        failing.poll_failed(&ApiError::Timeout);
+        failing.poll_failed(&ApiError::QuotaExceeded);
+        let text = metrics.render();
+        for line in [
+            "relinkd_instance_poll_failures_total{reason=\"timeout\",wa_instance=\"1101000001\"} 2",
+            "relinkd_instance_poll_failures_total{reason=\"quota\",wa_instance=\"1101000001\"} 1",
+            "relinkd_state_polls_total{outcome=\"failure\"} 3",
+            "relinkd_state_polls_total{outcome=\"success\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("relinkd_instance_poll_failures_total{")
+                    && l.contains("1101000002")),
+            "the healthy instance has no failure series"
         );
     }
 
@@ -514,12 +580,12 @@ mod tests {
     fn a_renamed_instance_keeps_its_counters_and_state() {
         let linker = LinkerMetrics::register(&Metrics::new());
         let m = linker.instance(7, "old");
-        m.poll(true);
+        m.poll_failed(&ApiError::Timeout);
         m.relinked();
         m.set_state(&InstanceState::Authorized);
         let renamed = linker.instance(7, "new");
         assert_eq!(renamed.name(), "new");
-        assert_eq!(renamed.polls(true), 1);
+        assert_eq!(renamed.poll_failures(), 1);
         assert_eq!(renamed.relinks(), 1);
         assert_eq!(
             renamed.state.load(Ordering::Relaxed),
