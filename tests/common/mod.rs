@@ -40,6 +40,15 @@ impl Environment for MapEnv {
     }
 }
 
+/// An HTTP client for talking to the test's own servers on 127.0.0.1:
+/// never through a proxy the test's environment names.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client with fixed settings")
+}
+
 /// `text` with `from` replaced by `to`; fails if `from` is not there (an
 /// edit that silently does nothing makes a test pass for the wrong reason).
 pub fn edit(text: &str, from: &str, to: &str) -> String {
