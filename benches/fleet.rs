@@ -2,11 +2,14 @@
 //! separate processes, a webhook receiver here, a sample of instances
 //! flipped to unlinked during the run; prints one table row per N.
 //!
-//!     cargo bench --bench fleet -- --instances 1000,10000,50000 --poll 60s
+//!     cargo bench --bench fleet -- --instances 1000,10000,50000 --poll 60s --transport http,https
 //!
 //! CPU and memory come from `/proc` of the daemon's process. Options:
 //! `--instances` (comma-separated), `--poll` (poll_interval), `--measure`
-//! (default two poll intervals), `--flips` (instances turned unlinked).
+//! (default two poll intervals), `--flips` (instances turned unlinked),
+//! `--transport` (comma-separated `http`, `https`; default `http`): with
+//! `https` the simulator serves TLS (`relinkd sim --tls`) and the daemon
+//! trusts its CA through `[daemon] ca_file`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,11 +27,36 @@ const PHONE_BASE: u64 = 441_234_500_000;
 /// relinkd's pacing of one instance's calls (greenapi::client).
 const PACING_MS: u64 = 1100;
 
+/// How the simulator serves the vendor API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Http,
+    Https,
+}
+
+impl Transport {
+    fn parse(text: &str) -> Self {
+        match text.trim() {
+            "http" => Transport::Http,
+            "https" => Transport::Https,
+            other => panic!("--transport takes http and https, not {other:?}"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Https => "https",
+        }
+    }
+}
+
 struct Args {
     instances: Vec<u64>,
     poll: Duration,
     measure: Option<Duration>,
     flips: u64,
+    transports: Vec<Transport>,
 }
 
 fn args() -> Args {
@@ -37,6 +65,7 @@ fn args() -> Args {
         poll: Duration::from_secs(60),
         measure: None,
         flips: 20,
+        transports: vec![Transport::Http],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +80,7 @@ fn args() -> Args {
             "--poll" => out.poll = humantime::parse_duration(&value()).unwrap(),
             "--measure" => out.measure = Some(humantime::parse_duration(&value()).unwrap()),
             "--flips" => out.flips = value().parse().unwrap(),
+            "--transport" => out.transports = value().split(',').map(Transport::parse).collect(),
             // cargo bench passes --bench.
             _ => {}
         }
@@ -66,6 +96,28 @@ impl Drop for Proc {
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
     }
+}
+
+/// The proxy variables: the benchmark's processes talk to 127.0.0.1 only.
+const PROXY_VARIABLES: [&str; 9] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUEST_METHOD",
+];
+
+/// `bin` as a command without the environment's proxies.
+fn relinkd(bin: &str) -> Command {
+    let mut command = Command::new(bin);
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
+    command
 }
 
 fn free_port() -> u16 {
@@ -125,6 +177,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 struct Row {
     instances: u64,
+    transport: Transport,
     cpu_us_per_poll: f64,
     sim_cpu_us_per_poll: f64,
     rss_steady_mb: f64,
@@ -138,9 +191,12 @@ struct Row {
     reload_ms: f64,
 }
 
+/// The daemon's config: `n` instances at `sim_url`, codes to `hook`, and
+/// with `ca_file` the simulator's CA.
 fn config(
     dir: &Path,
-    sim: SocketAddr,
+    sim_url: &str,
+    ca_file: Option<&Path>,
     listen: u16,
     hook: SocketAddr,
     n: u64,
@@ -152,8 +208,11 @@ fn config(
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
+    let ca_file = ca_file
+        .map(|path| format!("ca_file = \"{}\"\n", path.display()))
+        .unwrap_or_default();
     let mut toml = format!(
-        "[daemon]\nlisten = \"127.0.0.1:{listen}\"\nstate_dir = \"{}\"\n\n[defaults]\n\
+        "[daemon]\nlisten = \"127.0.0.1:{listen}\"\nstate_dir = \"{}\"\n{ca_file}\n[defaults]\n\
          poll_interval = \"{}\"\nlinking_poll_interval = \"5s\"\n\n[[channel]]\nname = \"hook\"\n\
          type = \"webhook\"\nurl = \"http://{hook}/hook\"\n",
         dir.join("state").display(),
@@ -161,7 +220,7 @@ fn config(
     );
     for i in 0..n {
         toml.push_str(&format!(
-            "\n[[instance]]\nid = {}\nname = \"line-{i}\"\napi_url = \"http://{sim}\"\n\
+            "\n[[instance]]\nid = {}\nname = \"line-{i}\"\napi_url = \"{sim_url}\"\n\
              api_token_file = \"token\"\nphone = {}\nchannels = [\"hook\"]\n",
             FIRST_ID + i,
             PHONE_BASE + i
@@ -170,9 +229,11 @@ fn config(
     toml
 }
 
-async fn wait_for(what: &str, url: &str, limit: Duration) {
+async fn wait_for(client: &reqwest::Client, what: &str, url: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while !reqwest::get(url)
+    while !client
+        .get(url)
+        .send()
         .await
         .is_ok_and(|r| r.status().is_success())
     {
@@ -181,28 +242,63 @@ async fn wait_for(what: &str, url: &str, limit: Duration) {
     }
 }
 
-async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
+/// The benchmark's own client of the simulator and the daemon: no proxy,
+/// and the simulator's CA trusted when it serves TLS.
+fn client(ca_pem: Option<&[u8]>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(pem) = ca_pem {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+async fn run_one(
+    n: u64,
+    poll: Duration,
+    measure: Duration,
+    flips: u64,
+    transport: Transport,
+) -> Row {
     let bin = env!("CARGO_BIN_EXE_relinkd");
     let dir = tempfile::tempdir().unwrap();
     let (sim_port, listen) = (free_port(), free_port());
     let sim_addr: SocketAddr = ([127, 0, 0, 1], sim_port).into();
+    let ca_path = dir.path().join("sim-ca.pem");
+    let mut sim = relinkd(bin);
+    sim.arg("sim");
+    if transport == Transport::Https {
+        sim.arg("--tls").arg(&ca_path);
+    }
     let sim = Proc(
-        Command::new(bin)
-            .args([
-                "sim",
-                "--listen",
-                &sim_addr.to_string(),
-                "--instances",
-                &n.to_string(),
-            ])
-            .args(["--unlinked", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        sim.args([
+            "--listen",
+            &sim_addr.to_string(),
+            "--instances",
+            &n.to_string(),
+        ])
+        .args(["--unlinked", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
-    let sim_url = format!("http://{sim_addr}");
+    // The CA file appears whole (written aside, then renamed) before the
+    // simulator serves.
+    let (sim_url, ca_file) = match transport {
+        Transport::Http => (format!("http://{sim_addr}"), None),
+        Transport::Https => {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !ca_path.exists() {
+                assert!(Instant::now() < deadline, "the simulator wrote no CA file");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (format!("https://{sim_addr}"), Some(ca_path.as_path()))
+        }
+    };
+    let ca_pem = ca_file.map(|path| std::fs::read(path).unwrap());
+    let http = client(ca_pem.as_deref());
     wait_for(
+        &http,
         "the simulator",
         &format!("{sim_url}/sim/stats"),
         Duration::from_secs(60),
@@ -220,12 +316,12 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
     let config_path = dir.path().join("relinkd.toml");
     std::fs::write(
         &config_path,
-        config(dir.path(), sim_addr, listen, hook, n, poll),
+        config(dir.path(), &sim_url, ca_file, listen, hook, n, poll),
     )
     .unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let daemon = Proc(
-        Command::new(bin)
+        relinkd(bin)
             .args(["run", "--config"])
             .arg(&config_path)
             .env_remove("NOTIFY_SOCKET")
@@ -238,6 +334,7 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
     let pid = daemon.0.id();
     let base = format!("http://127.0.0.1:{listen}");
     wait_for(
+        &http,
         "relinkd",
         &format!("{base}/-/ready"),
         Duration::from_secs(120),
@@ -246,13 +343,17 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
     // First polls are spread over up to one interval.
     tokio::time::sleep(poll + Duration::from_secs(2)).await;
 
-    let stats = |url: String| async move {
-        reqwest::get(url)
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
+    let stats = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     let polls_at = |s: &serde_json::Value| s["state_calls_total"].as_u64().unwrap();
     let start_wall = SystemTime::now();
@@ -269,7 +370,7 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
         })
     };
     // Flips spread over the window, on ids spread over the fleet.
-    let client = reqwest::Client::new();
+    let client = http.clone();
     let mut flipped = Vec::new();
     let step = measure / (flips.max(1) as u32);
     for k in 0..flips {
@@ -343,7 +444,9 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
 
     // /metrics: size, series, render time.
     let started = Instant::now();
-    let scrape = reqwest::get(format!("{base}/metrics"))
+    let scrape = http
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -400,6 +503,7 @@ async fn run_one(n: u64, poll: Duration, measure: Duration, flips: u64) -> Row {
     let polls = polls.max(1) as f64;
     Row {
         instances: n,
+        transport,
         cpu_us_per_poll: (cpu1 - cpu0) * 1e6 / polls,
         sim_cpu_us_per_poll: (sim_cpu1 - sim_cpu0) * 1e6 / polls,
         rss_steady_mb: steady as f64 / 1e6,
@@ -427,21 +531,36 @@ fn main() {
         .unwrap();
     let measure = args.measure.unwrap_or(args.poll * 2);
     println!(
-        "relinkd fleet benchmark: poll_interval {}, measured over {}, {} flips, transport http, {} cores",
+        "relinkd fleet benchmark: poll_interval {}, measured over {}, {} flips, transport {}, {} cores",
         humantime::format_duration(args.poll),
         humantime::format_duration(measure),
         args.flips,
+        args.transports
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!(
-        "| N | daemon CPU µs/poll | sim CPU µs/poll | RSS steady MB | RSS peak MB | /metrics series | /metrics MB | render ms | poll spread (max/mean per s) | unlinked→delivered p50/p99/max ms | daemon share p50/p99 ms | reload ms |"
+        "| N | transport | daemon CPU µs/poll | sim CPU µs/poll | RSS steady MB | RSS peak MB | /metrics series | /metrics MB | render ms | poll spread (max/mean per s) | unlinked→delivered p50/p99/max ms | daemon share p50/p99 ms | reload ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in &args.instances {
-        let r = runtime.block_on(run_one(*n, args.poll, measure, args.flips));
+        for transport in &args.transports {
+            let r = runtime.block_on(run_one(*n, args.poll, measure, args.flips, *transport));
+            print_row(&r);
+        }
+    }
+}
+
+/// One row of the table.
+fn print_row(r: &Row) {
+    {
         println!(
-            "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} | {:.0} |",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} | {:.0} |",
             r.instances,
+            r.transport.name(),
             r.cpu_us_per_poll,
             r.sim_cpu_us_per_poll,
             r.rss_steady_mb,

@@ -16,9 +16,10 @@ use crate::clock;
 use crate::config::{Config, ConfigError, DaemonConfig};
 use crate::delivery::{BuildDeps, BuildError, DeliveryMetrics, Dispatcher};
 use crate::digest::Digests;
-use crate::greenapi::{Client, InstanceState};
+use crate::greenapi::{self, Client, InstanceState};
 use crate::linker::{Changes, Fleet};
 use crate::metrics::register;
+use crate::outbound;
 use crate::service::Notifier;
 use crate::shutdown::Tasks;
 
@@ -278,7 +279,7 @@ impl Control {
     }
 
     async fn apply(&mut self, loaded: Result<Config, String>) -> Result<Changes, String> {
-        let new = match loaded {
+        let mut new = match loaded {
             Ok(new) => new,
             Err(error) => {
                 ReloadFailed { error: &error }.emit(&self.reload_metrics);
@@ -294,17 +295,29 @@ impl Control {
             tracing::warn!("{warning}");
         }
         warn_about_restart_only_changes(&self.config.daemon, &new.daemon);
-        let dispatcher =
-            match build_dispatcher(&new, &self.client, &self.http, &self.delivery_metrics) {
-                Ok(dispatcher) => dispatcher,
-                Err(error) => {
-                    let error = error.to_string();
-                    ReloadFailed { error: &error }.emit(&self.reload_metrics);
-                    self.notifier
-                        .ready(&format!("reload failed, running config kept ({error})"));
-                    return Err(error);
-                }
-            };
+        let built = self.clients_for(&new.daemon).and_then(|clients| {
+            let http = clients.as_ref().map_or(&self.http, |c| &c.channels);
+            let dispatcher = build_dispatcher(&new, &self.client, http, &self.delivery_metrics)
+                .map_err(|e| e.to_string())?;
+            Ok((clients, dispatcher))
+        });
+        let (clients, dispatcher) = match built {
+            Ok(built) => built,
+            Err(error) => {
+                ReloadFailed { error: &error }.emit(&self.reload_metrics);
+                self.notifier
+                    .ready(&format!("reload failed, running config kept ({error})"));
+                return Err(error);
+            }
+        };
+        if let Some(clients) = clients {
+            // New connections use the new CA file and proxies; requests in
+            // flight finish on the old pools.
+            self.http = clients.channels;
+            self.client.use_http(clients.vendor);
+            new.daemon.egress.log();
+            tracing::info!("outbound clients rebuilt for the changed ca_file or proxies");
+        }
         // Only now that the new channels are built do the old series go.
         for old in &self.config.channels {
             if !new.channels.iter().any(|c| c.name == old.name) {
@@ -319,11 +332,12 @@ impl Control {
             .webhook_token
             .write()
             .unwrap_or_else(|e| e.into_inner()) = new.daemon.greenapi_webhook_token.clone();
-        // Settings of [daemon] other than the tokens need a restart.
-        let mut new = new;
+        // Settings of [daemon] other than the tokens and egress need a
+        // restart.
         new.daemon = DaemonConfig {
             admin_token: new.daemon.admin_token.clone(),
             greenapi_webhook_token: new.daemon.greenapi_webhook_token.clone(),
+            egress: new.daemon.egress.clone(),
             ..self.config.daemon.clone()
         };
         self.config = new;
@@ -338,6 +352,29 @@ impl Control {
     }
 }
 
+/// A reload's outbound clients, when its egress differs from the running one.
+struct Clients {
+    vendor: reqwest::Client,
+    channels: reqwest::Client,
+}
+
+impl Control {
+    /// New clients for `new`'s CA file and proxies; `None` if they did not
+    /// change (the running pools are kept, connections and all).
+    fn clients_for(&self, new: &DaemonConfig) -> Result<Option<Clients>, String> {
+        if new.egress == self.config.daemon.egress {
+            return Ok(None);
+        }
+        let failed = |e: outbound::ClientError| format!("{}: {e}", self.config.path.display());
+        Ok(Some(Clients {
+            vendor: greenapi::vendor_http(&new.egress, self.config.daemon.max_concurrent_requests)
+                .map_err(failed)?,
+            channels: outbound::client(&new.egress, outbound::CHANNEL_IDLE_PER_HOST)
+                .map_err(failed)?,
+        }))
+    }
+}
+
 /// The channels of `config`, running; WhatsApp channels send through their
 /// `via` instance's API handle, sharing its pacing.
 pub fn build_dispatcher(
@@ -349,6 +386,7 @@ pub fn build_dispatcher(
     let instance_api = |id| config.instance(id).map(|i| client.instance(&i.endpoint()));
     let deps = BuildDeps {
         http,
+        egress: &config.daemon.egress,
         instance_api: &instance_api,
     };
     Dispatcher::build(&config.channels, &deps, metrics)

@@ -15,11 +15,12 @@ use crate::control::{self, Command, Commands, Control, ReloadMetrics};
 use crate::delivery::DeliveryMetrics;
 use crate::digest::{self, DigestDeps, DigestMetrics, Tally, Totals};
 use crate::forwarded::Forwarded;
-use crate::greenapi::{ApiMetrics, Client};
+use crate::greenapi::{self, ApiMetrics, Client};
 use crate::health;
 use crate::linker::{Fleet, FleetDeps, LinkerMetrics};
 use crate::listener::{self, ListenerMetrics};
 use crate::metrics::Metrics;
+use crate::outbound;
 use crate::readiness::Readiness;
 use crate::service::Notifier;
 use crate::shutdown::Tasks;
@@ -40,6 +41,8 @@ pub enum DaemonError {
     State(#[from] StateError),
     #[error(transparent)]
     Channel(#[from] crate::delivery::BuildError),
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::ClientError),
 }
 
 pub struct Daemon {
@@ -126,11 +129,14 @@ impl Daemon {
         let metrics = Metrics::new();
         let delivery_metrics = DeliveryMetrics::register(metrics.registry());
         let reload_metrics = ReloadMetrics::register(metrics.registry());
+        let egress = &config.daemon.egress;
         let client = Client::new(
             config.daemon.max_concurrent_requests,
+            greenapi::vendor_http(egress, config.daemon.max_concurrent_requests)?,
             ApiMetrics::register(metrics.registry()),
         );
-        let http = crate::outbound::client();
+        let http = outbound::client(egress, outbound::CHANNEL_IDLE_PER_HOST)?;
+        egress.log();
         let store = StateStore::open(&config.daemon.state_dir)?;
         let board = StateBoard::new(store.load());
         let readiness = Readiness::default();

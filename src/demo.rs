@@ -85,7 +85,7 @@ pub async fn run(
     let listen = listener.local_addr()?;
     let dir = DemoDir::create()?;
     let config_path = dir.write_config(sim_addr, admin_addr, listen)?;
-    let config = crate::config::load(&config_path)?;
+    let config = crate::config::load_with(&config_path, &Direct)?;
     println!(
         "\nrelinkd demo\n\
          - simulated GREEN-API: http://{sim_addr} (instances: http://{sim_addr}/sim/instances)\n\
@@ -112,9 +112,27 @@ pub async fn run(
         println!("\n[demo] billing-line's phone dropped its link (simulated logout)\n");
     });
 
-    Daemon::new(config).run(listener, shutdown).await?;
+    let loader: crate::daemon::Loader =
+        std::sync::Arc::new(|path: &Path| crate::config::load_with(path, &Direct));
+    Daemon::new(config)
+        .with_loader(loader)
+        .run(listener, shutdown)
+        .await?;
     println!("relinkd demo stopped.");
     Ok(())
+}
+
+/// The process environment less its proxy variables: every connection the
+/// demo makes stays on 127.0.0.1, whatever proxy the shell names.
+struct Direct;
+
+impl crate::config::Environment for Direct {
+    fn var(&self, name: &str) -> Option<String> {
+        if crate::outbound::PROXY_VARIABLES.contains(&name) {
+            return None;
+        }
+        crate::config::ProcessEnv.var(name)
+    }
 }
 
 /// This program as a command that runs from any directory: after `cargo

@@ -8,11 +8,18 @@
 //!   make relinkd buffer megabytes (the rest is never read);
 //! - `Retry-After` is read in one place, with one cap;
 //! - errors are described without their URL, which may hold a secret (a
-//!   GREEN-API token, a bot token, a Slack webhook path).
+//!   GREEN-API token, a bot token, a Slack webhook path);
+//! - they trust the built-in roots and `[daemon] ca_file`'s certificates,
+//!   and go through the environment's proxies ([`Egress`]);
+//! - idle connections are kept for reuse, a bounded number per host.
+
+mod egress;
 
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+pub use egress::{CaFile, Egress, PROXY_VARIABLES, Proxies, ProxyUrl, ca_certificates};
 
 /// Largest answer body read from any peer. A vendor answer is under 1 KiB,
 /// a channel's answer a few hundred bytes.
@@ -22,15 +29,41 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// park an instance or a channel for days (or overflow a deadline).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A client for outbound requests: relinkd's user agent, no redirects, idle
-/// connections kept for reuse.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// Idle connections the channels' client keeps per host: a channel sends a
+/// few messages a second at most (its rate limit), one connection each.
+pub const CHANNEL_IDLE_PER_HOST: usize = 8;
+
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why a client could not be built (the config's checks make this rare: its
+/// certificates were read as the client reads them).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(String);
+
+/// A client for outbound requests: relinkd's user agent, no redirects, the
+/// built-in roots and `egress`'s CA certificates, `egress`'s proxies (and
+/// no others: the process environment is read through the config), and at
+/// most `idle_per_host` idle connections kept per host for reuse.
+pub fn client(egress: &Egress, idle_per_host: usize) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("relinkd/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .expect("the HTTP client's fixed settings are valid")
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(idle_per_host)
+        .no_proxy();
+    let failed = |e: reqwest::Error| ClientError(describe_without_url(e));
+    if let Some(ca_file) = &egress.ca_file {
+        for der in &ca_file.certificates {
+            builder =
+                builder.add_root_certificate(reqwest::Certificate::from_der(der).map_err(failed)?);
+        }
+    }
+    for proxy in egress.proxies.reqwest().map_err(failed)? {
+        builder = builder.proxy(proxy);
+    }
+    builder.build().map_err(failed)
 }
 
 /// Why an answer's body could not be read.

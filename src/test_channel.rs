@@ -26,6 +26,8 @@ pub enum TestChannelError {
     Unknown { name: String, known: String },
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::ClientError),
     #[error("channel {channel}: sending instance {via} could not be polled: {error}")]
     Via {
         channel: String,
@@ -96,7 +98,12 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         });
     };
     let metrics = Metrics::new();
-    let client = Client::new(4, ApiMetrics::register(metrics.registry()));
+    let egress = &config.daemon.egress;
+    let client = Client::new(
+        4,
+        crate::greenapi::vendor_http(egress, 4)?,
+        ApiMetrics::register(metrics.registry()),
+    );
     if let ChannelKind::Whatsapp(whatsapp) = &channel.kind {
         // The channel sends only through an instance polled authorized:
         // poll it (the channel shares the client, and so the answer).
@@ -117,7 +124,7 @@ pub async fn run(config: &Config, name: &str) -> Result<(), TestChannelError> {
         ..config.clone()
     };
     // The daemon's own HTTP client, so the test behaves as a real delivery.
-    let http = crate::outbound::client();
+    let http = crate::outbound::client(egress, crate::outbound::CHANNEL_IDLE_PER_HOST)?;
     let delivery_metrics = DeliveryMetrics::register(metrics.registry());
     let dispatcher = build_dispatcher(&only, &client, &http, &delivery_metrics)?;
     let about = About {

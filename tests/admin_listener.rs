@@ -138,7 +138,12 @@ async fn idle_connections_cannot_take_the_file_descriptors_that_deliver_codes() 
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while reqwest::get(format!("{url}/-/healthy")).await.is_err() {
+    while common::http()
+        .get(format!("{url}/-/healthy"))
+        .send()
+        .await
+        .is_err()
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "relinkd did not start"
@@ -165,6 +170,7 @@ async fn idle_connections_cannot_take_the_file_descriptors_that_deliver_codes() 
     drop(idle);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let scrape = reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap()

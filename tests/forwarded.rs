@@ -18,7 +18,7 @@ async fn forward(
     token: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = common::http()
         .post(format!("http://{}/hooks/greenapi", daemon.addr))
         .header("content-type", "application/json")
         .body(body);

@@ -333,7 +333,7 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
         FORWARD_TOKEN.to_owned(),
         format!("{}x", &FORWARD_TOKEN[..FORWARD_TOKEN.len() - 1]),
     ] {
-        let response = reqwest::Client::new()
+        let response = common::http()
             .post(format!("{base}/hooks/greenapi"))
             .bearer_auth(&token)
             .body(format!(
@@ -344,13 +344,15 @@ async fn no_secret_or_code_reaches_any_place_relinkd_writes() {
             .unwrap();
         assert!(matches!(response.status().as_u16(), 200 | 401));
     }
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = common::http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let status_api = reqwest::Client::new()
+    let status_api = common::http()
         .get(format!("{base}/api/v1/instances"))
         .bearer_auth(ADMIN_TOKEN)
         .send()

@@ -299,7 +299,7 @@ async fn the_admin_api_takes_only_a_bearer_token() {
         ADMIN_TOKEN.to_owned(),
         format!("Bearer {ADMIN_TOKEN}x"),
     ] {
-        let response = reqwest::Client::new()
+        let response = common::http()
             .get(&url)
             .header("authorization", &authorization)
             .send()

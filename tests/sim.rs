@@ -1004,10 +1004,14 @@ async fn run_cli_serves_the_vendor_api_until_shutdown() {
         SimArgs::default().first_id,
         SimArgs::default().token
     );
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let body: serde_json::Value = loop {
         assert!(!running.is_finished(), "run_cli ended: {:?}", running.await);
-        if let Ok(response) = reqwest::get(&url).await {
+        if let Ok(response) = http.get(&url).send().await {
             break response.json().await.expect("JSON");
         }
         assert!(std::time::Instant::now() < deadline, "never answered");
@@ -1021,7 +1025,7 @@ async fn run_cli_serves_the_vendor_api_until_shutdown() {
         .expect("task")
         .expect("ok");
     assert!(
-        reqwest::get(&url).await.is_err(),
+        http.get(&url).send().await.is_err(),
         "still serving after shutdown"
     );
 }

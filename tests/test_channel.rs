@@ -8,7 +8,7 @@ use std::process::Command;
 use common::*;
 
 fn run(dir: &std::path::Path, name: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_relinkd"))
+    without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_relinkd")))
         .args(["test-channel", name, "--config"])
         .arg(dir.join("relinkd.toml"))
         .env("GREENAPI_TOKEN", TOKEN)

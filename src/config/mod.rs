@@ -47,6 +47,7 @@ pub use crate::delivery::webhook::Config as WebhookConfig;
 pub use crate::delivery::webhook::{InvalidWebhookSecret, WebhookSecret};
 pub use crate::delivery::whatsapp::Config as WhatsappConfig;
 pub use crate::delivery::{ChannelConfig, ChannelKind, TemplateOverrides};
+pub use crate::outbound::{CaFile, Egress, Proxies, ProxyUrl};
 pub use crate::validation::{Environment, Issue, ProcessEnv};
 
 /// Why a config could not be loaded. Display: `<file>: <place>: <what is wrong>`.
@@ -162,6 +163,10 @@ pub struct DaemonConfig {
     pub max_concurrent_requests: usize,
     /// Connections the admin listener holds at once; default 256, 1..=100000.
     pub max_connections: usize,
+    /// Outbound connections' extra CA certificates (`ca_file`) and the
+    /// environment's proxies. Empty from [`load_daemon_section`]: the admin
+    /// commands talk to the daemon only.
+    pub egress: Egress,
 }
 
 /// One `[[digest]]`: when, to whom, and whether a quiet fleet gets one.
@@ -268,7 +273,8 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
     let mut report = Report::new();
     let ctx = secret_context(path, env);
 
-    let daemon = daemon::check(&raw.daemon, &ctx, &mut report);
+    let mut daemon = daemon::check(&raw.daemon, &ctx, &mut report);
+    daemon.egress = daemon::egress(&raw.daemon, &ctx, &mut report);
     let intervals = time_intervals::check(&raw.time_intervals, crate::clock::now(), &mut report);
     let defaults = settings::check(
         "defaults",
@@ -318,7 +324,8 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
 /// that talk to a running daemon (`relinkd status`, `relinkd relink`): they
 /// need the listener and the admin token, not the fleet's secrets (which an
 /// operator's shell may not be able to read). The rest of the file must still
-/// parse. With `admin_token` false the admin token is not read (the caller
+/// parse; `ca_file` and the proxy variables are not read (those commands
+/// do not use them). With `admin_token` false the admin token is not read (the caller
 /// has it from elsewhere, e.g. `--admin-token-file`).
 pub fn load_daemon_section(
     path: &Path,

@@ -77,6 +77,7 @@ pub(super) struct RawDaemon {
     pub greenapi_webhook_token: Option<RawSecret>,
     pub max_concurrent_requests: Option<Value>,
     pub max_connections: Option<Value>,
+    pub ca_file: Option<String>,
 }
 
 /// The `[defaults]` keys; each may be overridden in an `[[instance]]`.

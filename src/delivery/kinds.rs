@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::template::{Style, TemplateOverrides, Templates};
 use super::{Channel, console, email, slack, telegram, webhook, whatsapp};
 use crate::greenapi::InstanceApi;
+use crate::outbound::Egress;
 use crate::validation::{KeyError, Keys, Report, SecretContext};
 
 /// A configured channel: what every type has, and its type's own config.
@@ -98,7 +99,10 @@ pub struct CheckContext<'a> {
 
 /// What building a channel needs from outside delivery.
 pub struct BuildDeps<'a> {
+    /// HTTP channels' client (its CA file and proxies are `egress`'s).
     pub http: &'a reqwest::Client,
+    /// What other clients (SMTP) trust besides the built-in roots.
+    pub egress: &'a Egress,
     /// The vendor API of a configured instance (WhatsApp sends through one).
     pub instance_api: &'a dyn Fn(u64) -> Option<InstanceApi>,
 }

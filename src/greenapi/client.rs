@@ -4,8 +4,8 @@
 //! paces its calls so no instance ever sees more than one call per second.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -46,12 +46,23 @@ pub struct WaSettings {
     pub device_id: String,
 }
 
+/// The vendor's HTTP client for `egress`: idle connections per host bounded
+/// by the requests that may be in flight at once (more could never be used).
+pub fn vendor_http(
+    egress: &outbound::Egress,
+    max_in_flight: usize,
+) -> Result<reqwest::Client, outbound::ClientError> {
+    outbound::client(egress, max_in_flight.max(1))
+}
+
 /// Shared by the whole fleet: connection reuse per vendor host and a bound on
 /// requests in flight.
 #[derive(Clone)]
 pub struct Client {
-    /// One connection pool for every vendor host.
-    http: reqwest::Client,
+    /// One connection pool for every vendor host (at most
+    /// `max_concurrent_requests` idle connections per host); replaced
+    /// whole when a reload changes the CA file or the proxies.
+    http: Arc<RwLock<reqwest::Client>>,
     /// `[daemon] max_concurrent_requests` permits, shared by the fleet.
     in_flight: Arc<Semaphore>,
     metrics: ApiMetrics,
@@ -96,14 +107,25 @@ impl Endpoint {
 }
 
 impl Client {
-    pub fn new(max_in_flight: usize, metrics: ApiMetrics) -> Self {
+    /// A client sending through `http` (see [`vendor_http`]).
+    pub fn new(max_in_flight: usize, http: reqwest::Client, metrics: ApiMetrics) -> Self {
         Self {
-            http: outbound::client(),
+            http: Arc::new(RwLock::new(http)),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             metrics,
             completed: Arc::default(),
             slots: Arc::default(),
         }
+    }
+
+    /// Sends every later request through `http` (a reload's new CA file or
+    /// proxies); requests in flight finish on the old one.
+    pub fn use_http(&self, http: reqwest::Client) {
+        *self.http.write().unwrap_or_else(|e| e.into_inner()) = http;
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Requests answered or failed so far: the watchdog's sign that the
@@ -270,9 +292,10 @@ impl InstanceApi {
             method.name(),
             self.token.expose_secret()
         );
+        let http = self.client.http();
         let request = match json {
-            Some(body) => self.client.http.post(url).json(&body),
-            None => self.client.http.get(url),
+            Some(body) => http.post(url).json(&body),
+            None => http.get(url),
         };
         let response = request
             .timeout(self.timeout)

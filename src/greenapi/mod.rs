@@ -7,7 +7,7 @@ mod method;
 mod metrics;
 mod state;
 
-pub use client::{Client, CodeReply, Endpoint, InstanceApi, VENDOR_CALL_INTERVAL};
+pub use client::{Client, CodeReply, Endpoint, InstanceApi, VENDOR_CALL_INTERVAL, vendor_http};
 pub use error::ApiError;
 pub use method::Method;
 pub use metrics::ApiMetrics;

@@ -3,10 +3,11 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::state::{AUTHORIZED, NOT_AUTHORIZED};
-use super::{SimConfig, SimInstance, Simulator, serve};
+use super::{SimConfig, SimInstance, SimTls, Simulator, serve, serve_tls};
 
 /// Arguments of `relinkd sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,6 +36,12 @@ pub struct SimArgs {
     /// Minimum time between two accepted state calls (and code requests) per instance.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub state_call_interval: Duration,
+    /// Serve HTTPS, as the vendor does: a CA and a certificate for
+    /// 127.0.0.1, ::1 and localhost are made at start, and the CA
+    /// certificate (PEM) is written to CA_FILE, for relinkd's
+    /// `[daemon] ca_file = "CA_FILE"`. The base URL becomes https://.
+    #[arg(long, value_name = "CA_FILE")]
+    pub tls: Option<PathBuf>,
 }
 
 impl Default for SimArgs {
@@ -48,6 +55,7 @@ impl Default for SimArgs {
             phone_base: 441_234_500_000,
             code_ttl: Duration::from_secs(150),
             state_call_interval: Duration::from_secs(1),
+            tls: None,
         }
     }
 }
@@ -92,7 +100,21 @@ pub async fn run_cli(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("relinkd sim: cannot listen on {}: {e}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let tls = match &args.tls {
+        Some(path) => {
+            let tls = SimTls::generate().map_err(|e| format!("relinkd sim: {e}"))?;
+            write_ca(path, tls.ca_pem()).map_err(|e| {
+                format!(
+                    "relinkd sim: cannot write the CA certificate to {}: {e}",
+                    path.display()
+                )
+            })?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     let banner = banner(&url, &args, &instances);
     {
         let mut out = std::io::stdout().lock();
@@ -100,7 +122,29 @@ pub async fn run_cli(
         out.flush()?;
     }
     tracing::info!(%url, instances = instances.len(), "GREEN-API simulator listening");
-    serve(listener, sim, shutdown).await?;
+    match &tls {
+        Some(tls) => serve_tls(listener, tls, sim, shutdown).await?,
+        None => serve(listener, sim, shutdown).await?,
+    }
+    Ok(())
+}
+
+/// Writes the CA certificate whole or not at all (a reader never sees half
+/// a file): a temporary file beside `path`, then a rename.
+fn write_ca(path: &Path, pem: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(pem.as_bytes())?;
+    file.as_file().sync_all()?;
+    // A certificate is public: readable by the daemon's user too.
+    std::fs::set_permissions(
+        file.path(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+    )?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -117,6 +161,13 @@ fn banner(url: &str, args: &SimArgs, instances: &[SimInstance]) -> String {
         humantime::format_duration(args.code_ttl),
         humantime::format_duration(args.state_call_interval)
     );
+    if let Some(ca) = &args.tls {
+        let _ = writeln!(
+            s,
+            "TLS: certificate for 127.0.0.1, ::1 and localhost; its CA certificate is in {}",
+            ca.display()
+        );
+    }
     let _ = writeln!(s, "\ninstances (api_url {url}, token {:?}):", args.token);
     for instance in instances.iter().take(SHOWN) {
         let _ = writeln!(
@@ -186,10 +237,13 @@ fn banner(url: &str, args: &SimArgs, instances: &[SimInstance]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nexample relinkd config (with GREENAPI_TOKEN={:?} in the environment):\n\n\
-         [[channel]]\nname = \"console\"\ntype = \"console\"",
+        "\nexample relinkd config (with GREENAPI_TOKEN={:?} in the environment):\n",
         args.token
     );
+    if let Some(ca) = &args.tls {
+        let _ = writeln!(s, "[daemon]\nca_file = {:?}\n", ca.display().to_string());
+    }
+    let _ = writeln!(s, "[[channel]]\nname = \"console\"\ntype = \"console\"");
     for instance in instances.iter().take(SHOWN) {
         let _ = writeln!(
             s,
@@ -215,6 +269,20 @@ mod tests {
         assert!(text.contains("1101000005  phone 441234500004  authorized"));
         assert!(text.contains("[[instance]]\nid = 1101000001\n"));
         assert!(text.contains("POST   http://127.0.0.1:7700/sim/instances/1101000001/enter"));
+    }
+
+    #[test]
+    fn with_tls_the_banner_names_the_ca_file_and_puts_it_in_the_snippet() {
+        let args = SimArgs {
+            tls: Some(PathBuf::from("/tmp/sim-ca.pem")),
+            ..SimArgs::default()
+        };
+        let instances = fleet(&args);
+        let text = banner("https://127.0.0.1:7700", &args, &instances);
+        assert!(text.contains("listening on https://127.0.0.1:7700"));
+        assert!(text.contains("its CA certificate is in /tmp/sim-ca.pem"));
+        assert!(text.contains("[daemon]\nca_file = \"/tmp/sim-ca.pem\"\n\n[[channel]]"));
+        assert!(text.contains("api_url = \"https://127.0.0.1:7700\""));
     }
 
     #[test]

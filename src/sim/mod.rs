@@ -29,6 +29,7 @@ mod reply;
 mod state;
 mod stats;
 mod store;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,6 +41,7 @@ use tokio::time::Instant;
 
 pub use cli::{SimArgs, fleet, run_cli};
 pub use faults::{Fault, FaultKind};
+pub use tls::{SimTls, TlsError};
 
 use state::InstanceSim;
 use store::Store;
@@ -293,6 +295,29 @@ pub async fn serve(
     sim: Simulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, sim, shutdown).await
+}
+
+/// Like [`serve`], over HTTPS with `tls`'s certificate (clients trust
+/// [`SimTls::ca_pem`]).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: &SimTls,
+    sim: Simulator,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(tls.listen(listener)?, sim, shutdown).await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    sim: Simulator,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let app = router(sim, release_rx);
     axum::serve(listener, app)

@@ -18,5 +18,6 @@ pub use keys::{KeyError, Keys};
 pub use report::{Issue, Report, Reported};
 pub use secrets::{
     Environment, ProcessEnv, RawSecret, SecretContext, Sources, required_secret, resolve,
+    resolve_path,
 };
 pub use values::{describe, duration, http_url, integer, socket_addr, timezone};

@@ -297,7 +297,7 @@ fn from_credential(
 }
 
 /// Relative paths resolve against the config file's directory.
-fn resolve_path(config_dir: &Path, path: &str) -> PathBuf {
+pub fn resolve_path(config_dir: &Path, path: &str) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
         path.to_path_buf()

@@ -90,7 +90,7 @@ impl Daemon {
         path: &str,
         token: Option<&str>,
     ) -> (u16, serde_json::Value, String) {
-        let mut request = reqwest::Client::new().get(format!("http://{}{path}", self.addr));
+        let mut request = super::http().get(format!("http://{}{path}", self.addr));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -106,7 +106,7 @@ impl Daemon {
 
     /// POST an admin API path with a bearer token (or none).
     pub async fn api_post(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-        let mut request = reqwest::Client::new().post(format!("http://{}{path}", self.addr));
+        let mut request = super::http().post(format!("http://{}{path}", self.addr));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -135,7 +135,9 @@ impl Daemon {
     }
 
     pub async fn scrape(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.addr))
+        super::http()
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
             .await
             .unwrap()
             .text()

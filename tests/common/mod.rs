@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use relinkd::config::{self, Config, Environment};
-use relinkd::sim::{SimConfig, SimInstance, Simulator};
+use relinkd::sim::{SimConfig, SimInstance, SimTls, Simulator};
 use tokio::net::TcpListener;
 
 pub use daemon::Daemon;
@@ -40,6 +40,15 @@ impl Environment for MapEnv {
     }
 }
 
+/// An HTTP client for talking to the test's own servers on 127.0.0.1:
+/// never through a proxy the test's environment names.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client with fixed settings")
+}
+
 /// `text` with `from` replaced by `to`; fails if `from` is not there (an
 /// edit that silently does nothing makes a test pass for the wrong reason).
 pub fn edit(text: &str, from: &str, to: &str) -> String {
@@ -59,6 +68,22 @@ pub fn calls_to(sim: &Simulator, id: u64, method: &str) -> Vec<tokio::time::Inst
 /// Starts the simulator with `states` (one instance per entry, ids from
 /// FIRST_ID, every token TOKEN).
 pub async fn start_sim(code_ttl: Duration, states: &[&str]) -> (Simulator, SocketAddr) {
+    start_sim_with(code_ttl, states, None).await
+}
+
+/// Like `start_sim`, serving HTTPS with a certificate made now; also gives
+/// the CA certificate (PEM) a client must trust.
+pub async fn start_sim_tls(code_ttl: Duration, states: &[&str]) -> (Simulator, SocketAddr, String) {
+    let tls = SimTls::generate().unwrap();
+    let (sim, addr) = start_sim_with(code_ttl, states, Some(&tls)).await;
+    (sim, addr, tls.ca_pem().to_owned())
+}
+
+async fn start_sim_with(
+    code_ttl: Duration,
+    states: &[&str],
+    tls: Option<&SimTls>,
+) -> (Simulator, SocketAddr) {
     let sim = Simulator::new(SimConfig {
         code_ttl,
         ..SimConfig::default()
@@ -73,11 +98,22 @@ pub async fn start_sim(code_ttl: Duration, states: &[&str]) -> (Simulator, Socke
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(relinkd::sim::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
+    match tls {
+        Some(tls) => {
+            let tls = tls.clone();
+            let sim = sim.clone();
+            tokio::spawn(async move {
+                relinkd::sim::serve_tls(listener, &tls, sim, std::future::pending()).await
+            });
+        }
+        None => {
+            tokio::spawn(relinkd::sim::serve(
+                listener,
+                sim.clone(),
+                std::future::pending(),
+            ));
+        }
+    }
     (sim, addr)
 }
 
@@ -154,6 +190,49 @@ pub fn fleet_toml_of(sim: SocketAddr, hook: SocketAddr, which: &[usize], default
 pub struct Addrs {
     pub sim: SocketAddr,
     pub hook: SocketAddr,
+    /// The simulator serves HTTPS.
+    pub tls: bool,
+}
+
+impl Addrs {
+    /// The simulator's base URL (`api_url`).
+    pub fn vendor_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.sim)
+    }
+}
+
+/// How a scenario's simulator serves, and what its daemon trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    /// HTTPS, with `ca_file = "ca.pem"` (the simulator's CA) in `[daemon]`.
+    Https,
+    /// HTTPS, with the CA written to `ca.pem` but no `ca_file`: the daemon
+    /// trusts only the built-in roots.
+    HttpsUntrusted,
+}
+
+/// The name of the simulator's CA file beside a TLS scenario's config.
+pub const CA_FILE: &str = "ca.pem";
+
+/// `toml` (a config written for plain HTTP) with the vendor's URLs made
+/// https:// and, if `trusted`, `ca_file` in `[daemon]`.
+pub fn over_tls(toml: &str, sim: SocketAddr, trusted: bool) -> String {
+    let toml = edit(
+        toml,
+        &format!("api_url = \"http://{sim}\""),
+        &format!("api_url = \"https://{sim}\""),
+    );
+    if trusted {
+        edit(
+            &toml,
+            "[daemon]\n",
+            &format!("[daemon]\nca_file = \"{CA_FILE}\"\n"),
+        )
+    } else {
+        toml
+    }
 }
 
 type ConfigFn = Box<dyn Fn(Addrs) -> String>;
@@ -171,6 +250,7 @@ pub struct Scenario {
     config: Option<ConfigFn>,
     files: Vec<(String, FileFn)>,
     prepare: Option<PrepareFn>,
+    transport: Transport,
 }
 
 impl Scenario {
@@ -185,7 +265,16 @@ impl Scenario {
             config: None,
             files: Vec::new(),
             prepare: None,
+            transport: Transport::Http,
         }
+    }
+
+    /// How the simulator serves (plain HTTP unless this says otherwise).
+    /// With HTTPS the default config's `api_url`s are https:// (and a
+    /// `config` of the test's own should use `Addrs::vendor_url`).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// Sets up the simulator and the receiver (faults, scripts) before the
@@ -236,7 +325,10 @@ impl Scenario {
         match &self.config {
             Some(toml) => toml(addrs),
             None => {
-                let toml = fleet_toml(addrs.sim, addrs.hook, self.states.len(), &self.defaults);
+                let mut toml = fleet_toml(addrs.sim, addrs.hook, self.states.len(), &self.defaults);
+                if addrs.tls {
+                    toml = over_tls(&toml, addrs.sim, self.transport == Transport::Https);
+                }
                 if self.daemon.is_empty() {
                     toml
                 } else {
@@ -249,17 +341,28 @@ impl Scenario {
     /// Starts the simulator, the receiver and the daemon.
     pub async fn start(self) -> Running {
         let states: Vec<&str> = self.states.iter().map(String::as_str).collect();
-        let (sim, sim_addr) = start_sim(self.vendor_code_ttl, &states).await;
+        let (sim, sim_addr, ca) = match self.transport {
+            Transport::Http => {
+                let (sim, addr) = start_sim(self.vendor_code_ttl, &states).await;
+                (sim, addr, None)
+            }
+            Transport::Https | Transport::HttpsUntrusted => {
+                let (sim, addr, ca) = start_sim_tls(self.vendor_code_ttl, &states).await;
+                (sim, addr, Some(ca))
+            }
+        };
         let (hook, hook_addr) = Receiver::start().await;
         let addrs = Addrs {
             sim: sim_addr,
             hook: hook_addr,
+            tls: ca.is_some(),
         };
-        let contents: Vec<(String, String)> = self
+        let mut contents: Vec<(String, String)> = self
             .files
             .iter()
             .map(|(name, contents)| (name.clone(), contents(addrs)))
             .collect();
+        contents.extend(ca.map(|ca| (CA_FILE.to_owned(), ca)));
         let files: Vec<(&str, &str)> = contents
             .iter()
             .map(|(n, c)| (n.as_str(), c.as_str()))
@@ -271,6 +374,7 @@ impl Scenario {
         let warnings = config.warnings.clone();
         let daemon = Daemon::start(config).await;
         Running {
+            transport: self.transport,
             sim,
             hook,
             addrs,
@@ -283,6 +387,8 @@ impl Scenario {
 
 /// A started [`Scenario`].
 pub struct Running {
+    /// As the scenario was started.
+    pub transport: Transport,
     pub sim: Simulator,
     pub hook: Receiver,
     pub addrs: Addrs,
@@ -294,9 +400,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// The default fleet config for instances `which`, with `defaults`.
+    /// The default fleet config for instances `which`, with `defaults`
+    /// (over HTTPS for a TLS scenario, with `ca_file` if `trusted`).
     pub fn fleet_toml(&self, which: &[usize], defaults: &str) -> String {
-        fleet_toml_of(self.addrs.sim, self.addrs.hook, which, defaults)
+        let toml = fleet_toml_of(self.addrs.sim, self.addrs.hook, which, defaults);
+        if self.addrs.tls {
+            over_tls(&toml, self.addrs.sim, self.transport == Transport::Https)
+        } else {
+            toml
+        }
     }
 
     /// Replaces the config file (the next reload reads it).

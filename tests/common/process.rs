@@ -7,10 +7,35 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The proxy variables relinkd reads (and reqwest would): a test's process
+/// starts without them, so a proxy in the test's environment cannot send
+/// its 127.0.0.1 traffic elsewhere.
+pub const PROXY_VARIABLES: [&str; 9] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUEST_METHOD",
+];
+
+/// `command` without the environment's proxy variables.
+pub fn without_proxies(command: &mut Command) -> &mut Command {
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// `relinkd run --config CONFIG`, outside systemd (no NOTIFY_SOCKET) unless
-/// the test sets it; output discarded unless the test redirects it.
+/// the test sets it, without the environment's proxies unless the test sets
+/// them; output discarded unless the test redirects it.
 pub fn relinkd_run(config: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_relinkd"));
+    without_proxies(&mut command);
     command
         .args(["run", "--config"])
         .arg(config)

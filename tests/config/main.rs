@@ -3,6 +3,7 @@
 mod accepted;
 mod channel_rejections;
 mod channels;
+mod egress;
 mod hardening;
 mod places;
 mod rejected;

@@ -206,13 +206,19 @@ impl Config {
     pub(in crate::delivery) fn build(
         &self,
         common: &Common<'_>,
-        _deps: &BuildDeps<'_>,
+        deps: &BuildDeps<'_>,
     ) -> Result<Arc<dyn Channel>, String> {
+        let extra_roots = deps
+            .egress
+            .ca_file
+            .as_ref()
+            .map_or(&[][..], |ca| &ca.certificates[..]);
         Ok(Arc::new(Email::new(
             common.name,
             self,
             common.templates(Style::Plain)?,
             common.timeout,
+            extra_roots,
         )?))
     }
 }

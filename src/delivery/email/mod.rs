@@ -7,7 +7,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -31,12 +31,14 @@ pub struct Email {
 }
 
 impl Email {
-    /// From an `email` channel's config (addresses were validated at load).
+    /// From an `email` channel's config (addresses were validated at load);
+    /// TLS trusts the built-in roots and `extra_roots` (DER: `ca_file`'s).
     pub fn new(
         name: &str,
         config: &Config,
         templates: Templates,
         timeout: Duration,
+        extra_roots: &[Vec<u8>],
     ) -> Result<Self, String> {
         let Config {
             smtp_host,
@@ -47,8 +49,15 @@ impl Email {
             from,
             to,
         } = config;
-        let tls_parameters =
-            || TlsParameters::new(smtp_host.clone()).map_err(|e| format!("smtp_host: TLS: {e}"));
+        let tls_parameters = || {
+            let mut tls = TlsParameters::builder(smtp_host.clone());
+            for der in extra_roots {
+                let root =
+                    Certificate::from_der(der.clone()).map_err(|e| format!("ca_file: TLS: {e}"))?;
+                tls = tls.add_root_certificate(root);
+            }
+            tls.build().map_err(|e| format!("smtp_host: TLS: {e}"))
+        };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host)
             .port(*smtp_port)
             .timeout(Some(timeout));
