@@ -31,6 +31,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -126,7 +127,9 @@ pub struct Config {
     pub digest: String,
     pub daemon: DaemonConfig,
     pub channels: Vec<ChannelConfig>,
-    pub instances: Vec<InstanceConfig>,
+    /// Shared with the fleet's supervisors' records, so a fleet's instances
+    /// are held once, not once here and once there.
+    pub instances: Vec<Arc<InstanceConfig>>,
     /// `[[digest]]`s: fleet summaries on a schedule.
     pub digests: Vec<DigestConfig>,
     /// Each as `<file>: <place>: <message>`: inline secrets,
@@ -143,7 +146,7 @@ impl Config {
 
     /// The instance with this `idInstance`, if configured.
     pub fn instance(&self, id: u64) -> Option<&InstanceConfig> {
-        self.instances.iter().find(|i| i.id == id)
+        self.instances.iter().find(|i| i.id == id).map(|i| &**i)
     }
 }
 
@@ -314,7 +317,7 @@ pub fn load_with(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErr
         daemon,
         // With no issues every entry is Some.
         channels: channels.into_iter().flatten().collect(),
-        instances: instances.into_iter().flatten().collect(),
+        instances: instances.into_iter().flatten().map(Arc::new).collect(),
         digests,
         warnings,
     })

@@ -37,8 +37,9 @@ const FULL_SPREAD_FROM: usize = 100;
 
 /// A running supervisor, as the fleet holds it.
 struct Running {
-    /// The instance's config as last applied, to tell what a reload changed.
-    config: InstanceConfig,
+    /// The instance's config as last applied, to tell what a reload changed
+    /// (the running config's own, not a copy).
+    config: Arc<InstanceConfig>,
     /// Kept across reloads unless the endpoint changes (it holds the pacing).
     api: InstanceApi,
     /// Relinks, hints and a reload's updates for the supervisor.
@@ -126,7 +127,7 @@ impl Fleet {
         self.dispatcher.send_replace(dispatcher);
         let mut changes = Changes::default();
         let wanted: HashMap<u64, &InstanceConfig> =
-            config.instances.iter().map(|i| (i.id, i)).collect();
+            config.instances.iter().map(|i| (i.id, &**i)).collect();
         let gone: Vec<u64> = self
             .running
             .keys()
@@ -152,6 +153,8 @@ impl Fleet {
                 continue;
             };
             if same_instance(&running.config, instance) {
+                // Hold the new config's copy, so the old one can go.
+                running.config = instance.clone();
                 changes.unchanged += 1;
                 continue;
             }
@@ -175,7 +178,7 @@ impl Fleet {
 
     /// Starts `instances` with their first polls spread: over a whole poll
     /// interval for a large batch, within a moment for a few.
-    fn spawn_spread(&mut self, instances: Vec<InstanceConfig>) {
+    fn spawn_spread(&mut self, instances: Vec<Arc<InstanceConfig>>) {
         let count = instances.len().max(1);
         let now = Instant::now();
         for (i, instance) in instances.into_iter().enumerate() {
@@ -192,7 +195,7 @@ impl Fleet {
         }
     }
 
-    fn spawn(&mut self, config: InstanceConfig, first_poll: Instant) {
+    fn spawn(&mut self, config: Arc<InstanceConfig>, first_poll: Instant) {
         let api = self.deps.client.instance(&config.endpoint());
         let policy = match self.deps.board.get(config.id) {
             Some(record) => Policy::restore(
