@@ -184,6 +184,7 @@ struct Row {
     rss_peak_mb: f64,
     series: usize,
     metrics_mb: f64,
+    metrics_gzip_mb: f64,
     render_ms: f64,
     spread: f64,
     latency: (f64, f64, f64),
@@ -453,6 +454,16 @@ async fn run_one(
         .await
         .unwrap();
     let render_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // As Prometheus scrapes: gzip accepted.
+    let gzipped = http
+        .get(format!("{base}/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let series = scrape
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -510,6 +521,7 @@ async fn run_one(
         rss_peak_mb: peak as f64 / 1e6,
         series,
         metrics_mb: scrape.len() as f64 / 1e6,
+        metrics_gzip_mb: gzipped.len() as f64 / 1e6,
         render_ms,
         spread,
         latency: (
@@ -543,7 +555,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!(
-        "| N | transport | daemon CPU µs/poll | sim CPU µs/poll | RSS steady MB | RSS peak MB | /metrics series | /metrics MB | render ms | poll spread (max/mean per s) | unlinked→delivered p50/p99/max ms | daemon share p50/p99 ms | reload ms |"
+        "| N | transport | daemon CPU µs/poll | sim CPU µs/poll | RSS steady MB | RSS peak MB | /metrics series | /metrics MB (gzip) | render ms | poll spread (max/mean per s) | unlinked→delivered p50/p99/max ms | daemon share p50/p99 ms | reload ms |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in &args.instances {
@@ -558,7 +570,7 @@ fn main() {
 fn print_row(r: &Row) {
     {
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} | {:.0} |",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {:.1} ({:.1}) | {:.0} | {:.2} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} | {:.0} |",
             r.instances,
             r.transport.name(),
             r.cpu_us_per_poll,
@@ -567,6 +579,7 @@ fn print_row(r: &Row) {
             r.rss_peak_mb,
             r.series,
             r.metrics_mb,
+            r.metrics_gzip_mb,
             r.render_ms,
             r.spread,
             r.latency.0,

@@ -210,3 +210,38 @@ async fn every_exported_metric_is_documented_with_its_type_and_labels_and_every_
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scraper_that_accepts_gzip_gets_the_same_exposition_gzipped() {
+    let s = Scenario::new(&["authorized", "authorized"]).start().await;
+    wait(secs(10)).await;
+    let url = format!("http://{}/metrics", s.daemon.addr);
+    let plain = common::http().get(&url).send().await.unwrap();
+    assert_eq!(plain.headers().get("content-encoding"), None);
+    let plain = plain.text().await.unwrap();
+    let zipped = common::http()
+        .get(&url)
+        .header("accept-encoding", "deflate, gzip;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
+    s.stop().await;
+    let families = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("# TYPE"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(families(&text), families(&plain));
+    assert!(
+        bytes.len() < plain.len(),
+        "{} vs {}",
+        bytes.len(),
+        plain.len()
+    );
+}
