@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::routing::post;
+use relinkd::config::PROXY_VARIABLES;
 use tokio::net::TcpListener;
 
 const FIRST_ID: u64 = 1_101_000_001;
@@ -98,20 +99,8 @@ impl Drop for Proc {
     }
 }
 
-/// The proxy variables: the benchmark's processes talk to 127.0.0.1 only.
-const PROXY_VARIABLES: [&str; 9] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "REQUEST_METHOD",
-];
-
-/// `bin` as a command without the environment's proxies.
+/// `bin` as a command without the environment's proxies: the benchmark's
+/// processes talk to 127.0.0.1 only.
 fn relinkd(bin: &str) -> Command {
     let mut command = Command::new(bin);
     for name in PROXY_VARIABLES {

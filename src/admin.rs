@@ -51,7 +51,15 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/", get(index))
-        .route("/metrics", get(metrics))
+        .route("/metrics", {
+            // One render at a time: the endpoint needs no token, and each
+            // render of a large fleet holds megabytes; scrapes in flight
+            // wait their turn without holding a thread.
+            let renders = Arc::new(tokio::sync::Semaphore::new(1));
+            get(move |state: State<AdminState>, headers: HeaderMap| {
+                metrics(state, headers, renders.clone())
+            })
+        })
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(api)
@@ -102,10 +110,17 @@ async fn index() -> Html<&'static str> {
 
 /// The exposition, gzipped when the scraper accepts it (Prometheus does):
 /// a fleet of 50,000 renders 11 MB of text, about 1 MB gzipped. Rendered
-/// and compressed on a blocking thread, so a scrape does not hold up the
-/// supervisors sharing the runtime's workers.
-async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+/// and compressed on a blocking thread, not on the runtime's worker that
+/// the supervisors share.
+async fn metrics(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    renders: Arc<tokio::sync::Semaphore>,
+) -> Response {
     let gzip = accepts_gzip(&headers);
+    let Ok(_turn) = renders.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable");
+    };
     let rendered = tokio::task::spawn_blocking(move || {
         let text = state.metrics.render();
         if gzip {
@@ -125,10 +140,16 @@ async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Respons
         header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
     );
+    // Caches must not hand one encoding to a client that asked for another.
+    let vary = (header::VARY, "accept-encoding");
     if gzip {
-        ([content_type, (header::CONTENT_ENCODING, "gzip")], body).into_response()
+        (
+            [content_type, vary, (header::CONTENT_ENCODING, "gzip")],
+            body,
+        )
+            .into_response()
     } else {
-        ([content_type], body).into_response()
+        ([content_type, vary], body).into_response()
     }
 }
 
@@ -143,9 +164,9 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = coding.split(';').map(str::trim);
             let name = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
+                p.split_once('=').is_some_and(|(key, q)| {
+                    key.trim().eq_ignore_ascii_case("q") && q.trim().parse::<f32>() == Ok(0.0)
+                })
             });
             name.eq_ignore_ascii_case("gzip") && !refused
         })
@@ -297,6 +318,7 @@ mod tests {
         assert!(!accepting("deflate, br"));
         assert!(!accepting("gzip;q=0"));
         assert!(!accepting("gzip; q=0.000"));
+        assert!(!accepting("gzip;Q=0"));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

@@ -309,27 +309,8 @@ fn check_config(path: &Path) -> ExitCode {
         config.daemon.listen,
         &config.digest[..config.digest.len().min(12)],
     );
-    let egress = &config.daemon.egress;
-    if let Some(ca_file) = &egress.ca_file {
-        println!(
-            "outbound connections also trust {} ({} certificates)",
-            ca_file.path.display(),
-            ca_file.certificates.len()
-        );
-    }
-    let proxies = &egress.proxies;
-    if proxies.any() {
-        let shown = |url: &Option<relinkd::config::ProxyUrl>| {
-            url.as_ref()
-                .map_or_else(|| "none".to_owned(), ToString::to_string)
-        };
-        println!(
-            "proxies from the environment: https {}, http {}, all {}, no_proxy {:?}",
-            shown(&proxies.https),
-            shown(&proxies.http),
-            shown(&proxies.all),
-            proxies.no_proxy.as_deref().unwrap_or("")
-        );
+    for line in config.daemon.egress.describe() {
+        println!("{line}");
     }
     ExitCode::SUCCESS
 }

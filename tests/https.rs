@@ -323,7 +323,7 @@ async fn https_proxy_carries_the_vendors_connections() {
     drop(daemon);
     let logged = std::fs::read_to_string(&stderr).unwrap();
     assert!(
-        logged.contains(&format!("https=http://{proxy}")),
+        logged.contains(&format!("https http://{proxy}")),
         "{logged}"
     );
     assert!(!logged.contains("proxy-pass"), "{logged}");

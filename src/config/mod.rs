@@ -48,6 +48,9 @@ pub use crate::delivery::webhook::Config as WebhookConfig;
 pub use crate::delivery::webhook::{InvalidWebhookSecret, WebhookSecret};
 pub use crate::delivery::whatsapp::Config as WhatsappConfig;
 pub use crate::delivery::{ChannelConfig, ChannelKind, TemplateOverrides};
+/// The environment variables relinkd takes its proxies from (tests and the
+/// benchmark start their processes without them).
+pub use crate::outbound::PROXY_VARIABLES;
 pub use crate::outbound::{CaFile, Egress, Proxies, ProxyUrl};
 pub use crate::validation::{Environment, Issue, ProcessEnv};
 

@@ -286,10 +286,10 @@ async fn reporting_a_panic(
         readiness.supervisor_died();
         let status = view.status();
         tracing::error!(
-        instance = %status.name,
-        wa_instance = status.id,
-        "the supervisor of this instance panicked; it is no longer watched; \
-         relinkd reports not ready until it is restarted"
+            instance = %status.name,
+            wa_instance = status.id,
+            "the supervisor of this instance panicked; it is no longer watched; \
+             relinkd reports not ready until it is restarted"
         );
     }
 }

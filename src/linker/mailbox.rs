@@ -96,23 +96,24 @@ impl<U> Mailbox<U> {
         self.wake.notify_one();
     }
 
-    /// An update first: what follows is handled under the new settings.
+    /// An update first (what follows is handled under the new settings),
+    /// then delivery outcomes (a stream of hints or relinks, each a paced
+    /// vendor call, must not hold them back), then a relink, then a hint.
     fn take(&self) -> Option<Mail<U>> {
         let mut pending = self.lock();
         if let Some(update) = pending.update.take() {
             return Some(Mail::Update(update));
         }
+        if let Some((expires_at, delivered)) = pending.delivered.pop_front() {
+            return Some(Mail::Delivered {
+                expires_at,
+                delivered,
+            });
+        }
         if std::mem::take(&mut pending.relink) {
             return Some(Mail::Relink);
         }
-        if let Some(state) = pending.hint.take() {
-            return Some(Mail::Hint(state));
-        }
-        let (expires_at, delivered) = pending.delivered.pop_front()?;
-        Some(Mail::Delivered {
-            expires_at,
-            delivered,
-        })
+        pending.hint.take().map(Mail::Hint)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending<U>> {
@@ -168,6 +169,20 @@ mod tests {
                 _ => panic!("expected a delivery outcome"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_after_its_wake_up_leaves_the_message_for_the_next() {
+        // As when a supervisor's timer wins the select in the same turn.
+        let mailbox = Mailbox::<()>::default();
+        {
+            let mut waiting = std::pin::pin!(mailbox.next());
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx))).await;
+            assert!(first.is_pending());
+            mailbox.relink();
+        }
+        assert!(matches!(mailbox.next().await, Mail::Relink));
     }
 
     #[tokio::test]

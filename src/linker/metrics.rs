@@ -39,8 +39,17 @@ pub struct LinkerMetrics {
 struct InstanceTable(RwLock<BTreeMap<u64, Arc<InstanceMetrics>>>);
 
 impl TextSource for InstanceTable {
+    /// Renders a copy of the table's handles: the lock is held for the copy
+    /// only, not for the render, so a reload adding or removing instances
+    /// (which takes it to write) does not wait for a scrape.
     fn render(&self, out: &mut String) {
-        let table = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let table: Vec<(u64, Arc<InstanceMetrics>)> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, m)| (*id, m.clone()))
+            .collect();
         render_instances(&table, out);
     }
 }
@@ -330,7 +339,7 @@ impl InstanceMetrics {
     }
 }
 
-fn render_instances(table: &BTreeMap<u64, Arc<InstanceMetrics>>, out: &mut String) {
+fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
     family(
         out,
         "relinkd_instance_info",
@@ -483,7 +492,7 @@ const SIMPLE_FAMILIES: [SimpleFamily; 8] = [
 
 /// One series per instance, or (`Sparse`) only where it is not 0: a fleet
 /// of 50,000 must not export 50,000 zeros per family.
-fn simple_family(out: &mut String, table: &BTreeMap<u64, Arc<InstanceMetrics>>, f: &SimpleFamily) {
+fn simple_family(out: &mut String, table: &[(u64, Arc<InstanceMetrics>)], f: &SimpleFamily) {
     family(out, f.name, f.kind, f.help);
     for (id, m) in table {
         let value = (f.value)(m);

@@ -47,7 +47,8 @@ pub struct Update {
 }
 
 /// What the fleet tells a supervisor: messages in its mailbox (shared with
-/// its deliveries, which report there); none ends it, its token does.
+/// its deliveries, which report there; taken in the order `Mailbox` says);
+/// none ends it, its token does.
 pub struct Inbox {
     pub mailbox: Arc<Mailbox<Update>>,
     /// Cancelled when the instance leaves the config or relinkd stops.
@@ -143,9 +144,11 @@ impl Supervisor {
     pub fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             self.publish();
+            // Cloned once: `turn` borrows all of `self` while it waits on it.
+            let stop = self.inbox.stop.clone();
             loop {
                 let span = self.span.clone();
-                if let Turn::Stop = self.turn().instrument(span).await {
+                if let Turn::Stop = self.turn(&stop).instrument(span).await {
                     break;
                 }
             }
@@ -153,13 +156,12 @@ impl Supervisor {
     }
 
     /// Waits for the next input and handles it.
-    async fn turn(&mut self) -> Turn {
+    async fn turn(&mut self, stop: &CancellationToken) -> Turn {
         let next = self.policy.next_at();
         let slack = progress_slack(self.policy.settings().request_timeout);
         self.shared
             .view
             .expect_progress_by(next.max(Instant::now()) + slack);
-        let stop = self.inbox.stop.clone();
         let input = tokio::select! {
             () = stop.cancelled() => return Turn::Stop,
             mail = self.inbox.mailbox.next() => match mail {

@@ -40,15 +40,17 @@ pub struct Egress {
 }
 
 impl Egress {
-    /// Logs what outbound connections trust and go through besides the
-    /// defaults (a proxy's credentials are never shown).
-    pub fn log(&self) {
+    /// What outbound connections trust and go through besides the
+    /// defaults, a line each (a proxy's credentials are never shown);
+    /// logged at start, printed by `check-config`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         if let Some(ca_file) = &self.ca_file {
-            tracing::info!(
-                ca_file = %ca_file.path.display(),
-                certificates = ca_file.certificates.len(),
-                "outbound connections also trust ca_file's certificates"
-            );
+            lines.push(format!(
+                "outbound connections also trust {} ({} certificates)",
+                ca_file.path.display(),
+                ca_file.certificates.len()
+            ));
         }
         let proxies = &self.proxies;
         if proxies.any() {
@@ -56,13 +58,21 @@ impl Egress {
                 url.as_ref()
                     .map_or_else(|| "none".to_owned(), ToString::to_string)
             };
-            tracing::info!(
-                https = %shown(&proxies.https),
-                http = %shown(&proxies.http),
-                all = %shown(&proxies.all),
-                no_proxy = proxies.no_proxy.as_deref().unwrap_or(""),
-                "outbound connections go through the environment's proxies"
-            );
+            lines.push(format!(
+                "outbound connections go through the environment's proxies: \
+                 https {}, http {}, all {}, no_proxy {:?}",
+                shown(&proxies.https),
+                shown(&proxies.http),
+                shown(&proxies.all),
+                proxies.no_proxy.as_deref().unwrap_or("")
+            ));
+        }
+        lines
+    }
+
+    pub fn log(&self) {
+        for line in self.describe() {
+            tracing::info!("{line}");
         }
     }
 }
@@ -299,6 +309,15 @@ impl ProxyUrl {
         let Some(host) = url.host_str() else {
             return Err(problem("is not a proxy URL: it names no host"));
         };
+        // A `/`, `?` or `#` in an unencoded password ends the authority
+        // early: the rest of the password would become the path and the
+        // start of it the host, which is then shown in logs.
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(problem(
+                "has more than scheme://[user:password@]host:port \
+                 (percent-encode a /, ? or # in the credentials)",
+            ));
+        }
         let port = url.port_or_known_default().unwrap_or(80);
         // Checked as reqwest will take it.
         reqwest::Proxy::all(url.as_str())
@@ -366,6 +385,9 @@ mod tests {
             "http://user:pw@",
             "socks5://user:pw@host:1080",
             "http://[::1",
+            // An unencoded `/` in the password: the host would be "user".
+            "http://user:12/pw@proxy:3128",
+            "http://user:pw?x@proxy:3128",
         ] {
             let problem = Proxies::from_env(env(&[("ALL_PROXY", value)])).unwrap_err();
             assert_eq!(problem.variable, "ALL_PROXY");

@@ -7,22 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The proxy variables relinkd reads (and reqwest would): a test's process
-/// starts without them, so a proxy in the test's environment cannot send
-/// its 127.0.0.1 traffic elsewhere.
-pub const PROXY_VARIABLES: [&str; 9] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "REQUEST_METHOD",
-];
+use relinkd::config::PROXY_VARIABLES;
 
-/// `command` without the environment's proxy variables.
+/// `command` without the environment's proxy variables: a proxy in the
+/// test's environment cannot send its 127.0.0.1 traffic elsewhere.
 pub fn without_proxies(command: &mut Command) -> &mut Command {
     for name in PROXY_VARIABLES {
         command.env_remove(name);
