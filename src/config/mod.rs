@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::greenapi::Endpoint;
@@ -217,6 +217,15 @@ pub struct InstanceConfig {
 }
 
 impl InstanceConfig {
+    /// Whether `other` reaches the vendor as this one does (the same
+    /// endpoint); compared in place, as a reload does for every instance.
+    pub fn reaches_vendor_as(&self, other: &InstanceConfig) -> bool {
+        self.api_url == other.api_url
+            && self.id == other.id
+            && self.api_token.expose_secret() == other.api_token.expose_secret()
+            && self.settings.request_timeout == other.settings.request_timeout
+    }
+
     /// How the vendor is reached for this instance.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {

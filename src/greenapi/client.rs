@@ -96,16 +96,6 @@ pub struct Endpoint {
     pub timeout: Duration,
 }
 
-impl Endpoint {
-    /// Whether two endpoints reach the vendor the same way.
-    pub fn same_as(&self, other: &Endpoint) -> bool {
-        self.api_url == other.api_url
-            && self.id == other.id
-            && self.token.expose_secret() == other.token.expose_secret()
-            && self.timeout == other.timeout
-    }
-}
-
 impl Client {
     /// A client sending through `http` (see [`vendor_http`]).
     pub fn new(max_in_flight: usize, http: reqwest::Client, metrics: ApiMetrics) -> Self {

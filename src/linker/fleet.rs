@@ -152,19 +152,19 @@ impl Fleet {
                 changes.added += 1;
                 continue;
             };
-            if same_instance(&running.config, instance) {
-                // Hold the new config's copy, so the old one can go.
-                running.config = instance.clone();
+            // Held by the new config's `Arc` from now on, changed or not, so
+            // the old config can go.
+            let old = std::mem::replace(&mut running.config, instance.clone());
+            if same_instance(&old, instance) {
                 changes.unchanged += 1;
                 continue;
             }
             changes.updated += 1;
             // Keep the API handle (and so its pacing) unless how the vendor
             // is reached changed.
-            if !running.config.endpoint().same_as(&instance.endpoint()) {
+            if !old.reaches_vendor_as(instance) {
                 running.api = self.deps.client.instance(&instance.endpoint());
             }
-            running.config = instance.clone();
             let update = Update {
                 spec: spec(instance, running.api.clone()),
                 settings: instance.settings.clone(),
@@ -307,7 +307,7 @@ fn spec(config: &InstanceConfig, api: InstanceApi) -> InstanceSpec {
 }
 
 fn same_instance(a: &InstanceConfig, b: &InstanceConfig) -> bool {
-    a.endpoint().same_as(&b.endpoint())
+    a.reaches_vendor_as(b)
         && a.name == b.name
         && a.phone == b.phone
         && a.channels == b.channels
