@@ -183,7 +183,7 @@ impl Supervisor {
                     Input::CodeDelivered { expires_at, delivered }
                 }
             },
-            () = tokio::time::sleep_until(next) => Input::Due,
+            () = tokio::time::sleep_until(clock::on_wake_grid(next)) => Input::Due,
         };
         // Boxed: a step's vendor call and its futures take kilobytes, and
         // unboxed they would be part of every idle supervisor's task.
