@@ -1,7 +1,10 @@
 //! What must survive a restart, in `state_dir/state.json`: per instance in an
 //! episode, its start, the codes used, the outstanding code's expiry and
 //! whether it was delivered, and a pause's end; per restricted instance, the
-//! state the admins were told about. Never a code, never a token.
+//! state the admins were told about; per instance rebooted or `starting`,
+//! when it was last rebooted and since when it has been `starting` (so a
+//! restart cannot reboot it twice within a cooldown). Never a code, never a
+//! token.
 //!
 //! Writes are atomic (a fresh temp file, fsync, rename, fsync of the
 //! directory). A file that cannot be read or parsed is set aside with a
@@ -73,6 +76,37 @@ pub enum Record {
     Waiting { episode_started_ms: u64 },
 }
 
+/// One instance's reboot times, Unix milliseconds (kept apart from its
+/// episode: an instance stuck in `starting` is in none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_since_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reboot_ms: Option<u64>,
+}
+
+impl RebootRecord {
+    fn is_empty(&self) -> bool {
+        self.starting_since_ms.is_none() && self.last_reboot_ms.is_none()
+    }
+}
+
+/// Everything kept of one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    pub episode: Option<Record>,
+    pub reboot: RebootRecord,
+}
+
+impl Saved {
+    /// Nothing to keep: the instance has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.episode.is_none() && self.reboot.is_empty()
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateFile {
@@ -80,6 +114,10 @@ struct StateFile {
     saved_at_ms: u64,
     /// Keyed by instance id (as text: JSON keys are strings).
     instances: BTreeMap<String, Record>,
+    /// Reboot times, keyed likewise; absent from files written before they
+    /// were kept (those load as "never rebooted").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    reboots: BTreeMap<String, RebootRecord>,
 }
 
 /// Opens without following a symbolic link in the last component.
@@ -148,7 +186,7 @@ impl StateStore {
 
     /// The saved records; empty if there is no file. An unreadable,
     /// corrupt or unknown-version file is moved aside with a warning.
-    pub fn load(&self) -> BTreeMap<u64, Record> {
+    pub fn load(&self) -> BTreeMap<u64, Saved> {
         let path = self.path();
         let read = no_follow().read(true).open(&path).and_then(|mut file| {
             let mut text = String::new();
@@ -164,17 +202,21 @@ impl StateStore {
         };
         match serde_json::from_str::<StateFile>(&text) {
             Ok(file) if file.version == VERSION => {
-                let mut records = BTreeMap::new();
+                let mut records: BTreeMap<u64, Saved> = BTreeMap::new();
+                let skip = |key: &str| tracing::warn!(path = %path.display(), key, "state file: skipping an entry whose key is not an instance id");
                 for (id, record) in file.instances {
                     match id.parse::<u64>() {
-                        Ok(id) => {
-                            records.insert(id, record);
-                        }
-                        Err(_) => {
-                            tracing::warn!(path = %path.display(), key = %id, "state file: skipping an entry whose key is not an instance id")
-                        }
+                        Ok(id) => records.entry(id).or_default().episode = Some(record),
+                        Err(_) => skip(&id),
                     }
                 }
+                for (id, reboot) in file.reboots {
+                    match id.parse::<u64>() {
+                        Ok(id) => records.entry(id).or_default().reboot = reboot,
+                        Err(_) => skip(&id),
+                    }
+                }
+                records.retain(|_, saved| !saved.is_empty());
                 records
             }
             Ok(file) => {
@@ -212,13 +254,18 @@ impl StateStore {
     }
 
     /// Writes all records atomically.
-    pub fn save(&self, records: &BTreeMap<u64, Record>) -> io::Result<()> {
+    pub fn save(&self, records: &BTreeMap<u64, Saved>) -> io::Result<()> {
         let file = StateFile {
             version: VERSION,
             saved_at_ms: clock::unix_millis(SystemTime::now()),
             instances: records
                 .iter()
-                .map(|(id, r)| (id.to_string(), r.clone()))
+                .filter_map(|(id, r)| Some((id.to_string(), r.episode.clone()?)))
+                .collect(),
+            reboots: records
+                .iter()
+                .filter(|(_, r)| !r.reboot.is_empty())
+                .map(|(id, r)| (id.to_string(), r.reboot))
                 .collect(),
         };
         let body = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
@@ -241,31 +288,33 @@ impl StateStore {
 /// a record only when it changes) and the writer task.
 #[derive(Clone, Default)]
 pub struct StateBoard {
-    /// Each instance's episode, written by its supervisor (the only writer
+    /// What each instance keeps, written by its supervisor (the only writer
     /// of its entry) and read by the writer task.
-    records: Arc<Mutex<BTreeMap<u64, Record>>>,
+    records: Arc<Mutex<BTreeMap<u64, Saved>>>,
     /// Wakes the writer task after a change.
     changed: Arc<Notify>,
 }
 
 impl StateBoard {
-    pub fn new(records: BTreeMap<u64, Record>) -> Self {
+    pub fn new(records: BTreeMap<u64, Saved>) -> Self {
         Self {
             records: Arc::new(Mutex::new(records)),
             changed: Arc::default(),
         }
     }
 
-    pub fn get(&self, id: u64) -> Option<Record> {
-        self.lock().get(&id).cloned()
+    /// An instance's entry (empty if it has none).
+    pub fn get(&self, id: u64) -> Saved {
+        self.lock().get(&id).cloned().unwrap_or_default()
     }
 
-    /// Sets (or with `None` clears) an instance's record.
-    pub fn set(&self, id: u64, record: Option<Record>) {
+    /// Sets an instance's entry (an empty one clears it).
+    pub fn set(&self, id: u64, record: Saved) {
         let mut records = self.lock();
-        let changed = match record {
-            Some(record) => records.insert(id, record.clone()).as_ref() != Some(&record),
-            None => records.remove(&id).is_some(),
+        let changed = if record.is_empty() {
+            records.remove(&id).is_some()
+        } else {
+            records.insert(id, record.clone()).as_ref() != Some(&record)
         };
         drop(records);
         if changed {
@@ -286,11 +335,11 @@ impl StateBoard {
         }
     }
 
-    pub fn snapshot(&self) -> BTreeMap<u64, Record> {
+    pub fn snapshot(&self) -> BTreeMap<u64, Saved> {
         self.lock().clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Saved>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -324,23 +373,46 @@ impl StateBoard {
 mod tests {
     use super::*;
 
-    fn records() -> BTreeMap<u64, Record> {
+    fn episode(record: Record) -> Saved {
+        Saved {
+            episode: Some(record),
+            reboot: RebootRecord::default(),
+        }
+    }
+
+    fn records() -> BTreeMap<u64, Saved> {
         BTreeMap::from([
             (
                 110100000001,
-                Record::Linking {
+                episode(Record::Linking {
                     episode_started_ms: 1_795_946_000_000,
                     codes_used: 2,
                     code_expires_ms: Some(1_795_946_550_000),
                     code_delivered: Some(true),
-                },
+                }),
             ),
             (
                 1101000002,
-                Record::Paused {
-                    episode_started_ms: 1_795_940_000_000,
-                    codes_used: 4,
-                    paused_until_ms: 1_795_950_000_000,
+                Saved {
+                    episode: Some(Record::Paused {
+                        episode_started_ms: 1_795_940_000_000,
+                        codes_used: 4,
+                        paused_until_ms: 1_795_950_000_000,
+                    }),
+                    reboot: RebootRecord {
+                        starting_since_ms: None,
+                        last_reboot_ms: Some(1_795_930_000_000),
+                    },
+                },
+            ),
+            (
+                1101000003,
+                Saved {
+                    episode: None,
+                    reboot: RebootRecord {
+                        starting_since_ms: Some(1_795_945_000_000),
+                        last_reboot_ms: Some(1_795_900_000_000),
+                    },
                 },
             ),
         ])
@@ -358,6 +430,29 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left.len(), 2, "only the state file and the lock: {left:?}");
+    }
+
+    #[test]
+    fn a_file_written_before_reboot_times_were_kept_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(
+            store.path(),
+            r#"{"version":1,"saved_at_ms":0,"instances":{"1101000002":
+                {"phase":"paused","episode_started_ms":5,"codes_used":4,"paused_until_ms":9}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            store.load(),
+            BTreeMap::from([(
+                1101000002,
+                episode(Record::Paused {
+                    episode_started_ms: 5,
+                    codes_used: 4,
+                    paused_until_ms: 9,
+                })
+            )])
+        );
     }
 
     #[test]

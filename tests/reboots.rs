@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use relinkd::sim::{Fault, FaultKind};
 
 fn reboots(s: &Running, id: u64) -> usize {
     calls_to(&s.sim, id, "reboot").len()
@@ -49,5 +50,106 @@ async fn a_stuck_instance_is_rebooted_once_and_then_relinked_and_no_other_state_
     wait(secs(60 * 60)).await;
     assert_eq!(reboots(&s, FIRST_ID + 1), 0);
     assert_eq!(reboots(&s, FIRST_ID), 1);
+    s.stop().await;
+}
+
+/// A `reboot` the simulator confirms without rebooting: the instance stays
+/// `starting`, as a really stuck one does.
+fn confirmed_but_still_stuck() -> Fault {
+    Fault::new(FaultKind::Status {
+        code: 200,
+        body: r#"{"isReboot":true}"#.into(),
+    })
+    .on("reboot")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_does_not_reboot_again_within_the_cooldown() {
+    let s = Scenario::new(&["starting"])
+        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
+        .prepare(|sim, _| sim.set_fault(FIRST_ID, confirmed_but_still_stuck()))
+        .start()
+        .await;
+    wait(secs(3 * 60)).await;
+    let first = calls_to(&s.sim, FIRST_ID, "reboot");
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.state_file().contains("last_reboot_ms"),
+        "{}",
+        s.state_file()
+    );
+    let s = s.restart().await;
+    // Within the cooldown: still stuck, never rebooted again.
+    wait(secs(50 * 60)).await;
+    assert_eq!(calls_to(&s.sim, FIRST_ID, "reboot").len(), 1);
+    assert_eq!(s.hook.events("alert").len(), 1);
+    // After it: once more.
+    wait(secs(15 * 60)).await;
+    let reboots = calls_to(&s.sim, FIRST_ID, "reboot");
+    assert_eq!(reboots.len(), 2);
+    assert!(
+        reboots[1] - reboots[0] >= secs(3600),
+        "{:?}",
+        reboots[1] - reboots[0]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_reboot_is_counted_not_announced_and_retried_until_it_succeeds() {
+    let s = Scenario::new(&["starting"])
+        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
+        .prepare(|sim, _| {
+            sim.set_fault(
+                FIRST_ID,
+                Fault::new(FaultKind::Status {
+                    code: 500,
+                    body: "Internal Server Error".into(),
+                })
+                .on("reboot")
+                .times(2),
+            )
+        })
+        .start()
+        .await;
+    let statuses = |s: &Running| -> Vec<u16> {
+        s.sim
+            .calls(FIRST_ID)
+            .into_iter()
+            .filter(|c| c.method == "reboot")
+            .map(|c| c.status)
+            .collect()
+    };
+    wait(secs(2 * 60)).await;
+    assert_eq!(statuses(&s), vec![500], "the first attempt failed");
+    assert!(
+        s.hook.events("alert").is_empty(),
+        "a failed reboot is not announced"
+    );
+    assert_eq!(
+        s.daemon.metric("relinkd_reboot_failures_total", &[]).await,
+        Some(1.0)
+    );
+    let id = FIRST_ID.to_string();
+    let reboots = [("wa_instance", id.as_str())];
+    assert_eq!(
+        s.daemon.metric("relinkd_reboots_total", &reboots).await,
+        None
+    );
+    // Retried at the error backoff (about 1 then 2 minutes), not after the
+    // one-hour cooldown.
+    wait(secs(6 * 60)).await;
+    assert_eq!(statuses(&s), vec![500, 500, 200]);
+    let alerts = s.hook.events("alert");
+    assert_eq!(alerts.len(), 1, "the reboot that worked is announced once");
+    assert_eq!(alerts[0].json["reason"], "rebooted");
+    assert_eq!(
+        s.daemon.metric("relinkd_reboot_failures_total", &[]).await,
+        Some(2.0)
+    );
+    assert_eq!(
+        s.daemon.metric("relinkd_reboots_total", &reboots).await,
+        Some(1.0)
+    );
     s.stop().await;
 }

@@ -206,14 +206,31 @@ pub struct Rebooted<'a> {
 }
 
 impl Rebooted<'_> {
-    pub fn emit(&self, metrics: &InstanceMetrics) {
+    /// Counts a confirmed reboot per instance and a failed one fleet-wide;
+    /// a failure is also the instance's last error.
+    pub fn emit(
+        &self,
+        metrics: &InstanceMetrics,
+        failures: &prometheus::IntCounter,
+    ) -> Option<String> {
         match self.result {
             Ok(true) => {
                 metrics.rebooted();
                 tracing::warn!("stuck in starting; rebooted the instance");
+                None
             }
-            Ok(false) => tracing::warn!("stuck in starting; the vendor refused the reboot"),
-            Err(error) => tracing::warn!(error = %error, "stuck in starting; the reboot failed"),
+            Ok(false) => {
+                failures.inc();
+                tracing::warn!(
+                    "stuck in starting; the vendor refused the reboot (isReboot false); will retry"
+                );
+                Some("reboot: refused (isReboot false)".into())
+            }
+            Err(error) => {
+                failures.inc();
+                tracing::warn!(reason = error.outcome(), %error, "stuck in starting; the reboot failed; will retry");
+                Some(format!("reboot: {error}"))
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::mailbox::Mailbox;
 use super::metrics::LinkerMetrics;
 use super::policy::Policy;
-use super::record::phase_of;
+use super::record::{phase_of, reboots_of};
 use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
@@ -24,7 +24,7 @@ use crate::delivery::{Dispatcher, InstanceRef};
 use crate::greenapi::{Client, InstanceApi, InstanceState};
 use crate::readiness::Readiness;
 use crate::shutdown::Tasks;
-use crate::state::StateBoard;
+use crate::state::{Saved, StateBoard};
 
 /// Spread of first polls per instance for a small fleet: a handful starts
 /// at once.
@@ -142,7 +142,7 @@ impl Fleet {
             }
             self.view.remove(id);
             self.deps.metrics.remove_instance(id);
-            self.deps.board.set(id, None);
+            self.deps.board.set(id, Saved::default());
             changes.removed += 1;
         }
         let mut added = Vec::new();
@@ -197,16 +197,19 @@ impl Fleet {
 
     fn spawn(&mut self, config: Arc<InstanceConfig>, first_poll: Instant) {
         let api = self.deps.client.instance(&config.endpoint());
-        let policy = match self.deps.board.get(config.id) {
+        let saved = self.deps.board.get(config.id);
+        let now = Instant::now();
+        let policy = match &saved.episode {
             Some(record) => Policy::restore(
                 config.settings.clone(),
                 config.id,
-                Instant::now(),
+                now,
                 first_poll,
-                phase_of(&record),
+                phase_of(record),
             ),
             None => Policy::new(config.settings.clone(), config.id, first_poll),
-        };
+        }
+        .with_reboots(reboots_of(&saved.reboot), now);
         let metrics = self.deps.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
         let shared = Shared {
@@ -216,6 +219,7 @@ impl Fleet {
             deliveries: self.deps.deliveries.clone(),
             codes: self.deps.metrics.codes.clone(),
             forwarded_mismatches: self.deps.metrics.forwarded_mismatches.clone(),
+            reboot_failures: self.deps.metrics.reboot_failures.clone(),
         };
         let mailbox = Arc::new(Mailbox::default());
         let stop = self.deps.supervisors.child_token();

@@ -27,6 +27,9 @@ pub struct LinkerMetrics {
     pub codes: CodeMetrics,
     /// Forwarded states the poll that followed disagreed with.
     pub forwarded_mismatches: IntCounter,
+    /// Reboots that failed or were refused, fleet-wide (the per-instance
+    /// `relinkd_reboots_total` counts confirmed ones).
+    pub reboot_failures: IntCounter,
     /// `relinkd_state_polls_total{outcome}`, counted by every instance.
     polls: FleetPolls,
     /// Every instance's series; the fleet adds and removes instances, each
@@ -67,9 +70,17 @@ impl LinkerMetrics {
         )
         .expect("valid metric");
         crate::metrics::register(metrics.registry(), forwarded_mismatches.clone());
+        let reboot_failures = IntCounter::new(
+            "relinkd_reboot_failures_total",
+            "Reboots of instances stuck in starting that failed or that the vendor refused \
+             (not counted in relinkd_reboots_total; retried at the error backoff).",
+        )
+        .expect("valid metric");
+        crate::metrics::register(metrics.registry(), reboot_failures.clone());
         Self {
             codes: CodeMetrics::register(metrics.registry()),
             forwarded_mismatches,
+            reboot_failures,
             polls: FleetPolls::register(metrics.registry()),
             instances,
         }
@@ -464,7 +475,7 @@ const SIMPLE_FAMILIES: [SimpleFamily; 8] = [
         name: "relinkd_reboots_total",
         kind: "counter",
         every: Every::Sparse,
-        help: "Reboots relinkd asked for because the instance was starting longer than reboot_stuck_after; from the first.",
+        help: "Reboots the vendor confirmed, asked for because the instance was starting longer than reboot_stuck_after; from the first.",
         value: |m| m.reboots.load(Ordering::Relaxed),
     },
     SimpleFamily {

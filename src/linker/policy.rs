@@ -13,8 +13,10 @@
 //! - `blocked`/`suspended`/`yellowCard`: one `Alert` notice, no codes.
 //!   `starting`, `sleepMode` and unknown states: wait, no codes.
 //! - Opt-in (`reboot_stuck_after`): an instance `starting` that long gets
-//!   one `reboot` and one notice, at most once per `cooldown`; never an
-//!   instance in any other state.
+//!   one `reboot`, and one notice once the vendor confirms it; at most one
+//!   reboot per `cooldown` (restarts too: both times are persisted); a
+//!   failed or refused reboot sends nothing, does not start the cooldown and
+//!   is retried at the error backoff. Never an instance in any other state.
 //! - Codes only inside the instance's linking windows: outside them, one
 //!   `WaitingForWindow` notice and no code until a window opens (whether
 //!   one is open is computed from the calendar at each decision, never
@@ -60,6 +62,12 @@ pub enum Input {
         expires_at: Instant,
         delivered: bool,
     },
+    /// The vendor confirmed the reboot asked for by [`Action::Reboot`].
+    Rebooted,
+    /// The reboot failed or was refused: nothing was rebooted.
+    RebootFailed {
+        retry_after: Option<Duration>,
+    },
     /// An operator asked for codes now (ends a pause; allows one code
     /// outside the linking windows).
     RelinkRequested,
@@ -76,7 +84,8 @@ pub enum Action {
     DeliverCode {
         expires_at: Instant,
     },
-    /// Reboot the instance (it has been `starting` too long).
+    /// Reboot the instance (it has been `starting` too long); answered by
+    /// [`Input::Rebooted`] or [`Input::RebootFailed`].
     Reboot,
     Notify(Notice),
 }
@@ -96,13 +105,23 @@ pub enum Notice {
     },
     /// A window opened: codes are requested again.
     Resumed,
-    /// The instance was `starting` for `stuck_for`: it is being rebooted.
+    /// The instance was `starting` for `stuck_for`: it was rebooted.
     Rebooting {
         stuck_for: Duration,
     },
     Alert {
         state: InstanceState,
     },
+}
+
+/// What a policy remembers about reboots, persisted across restarts (an
+/// instance is rebooted at most once per `cooldown`, whoever restarts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reboots {
+    /// Since when the polls have found the instance `starting`.
+    pub starting_since: Option<Instant>,
+    /// The last reboot the vendor confirmed.
+    pub last_reboot: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +172,11 @@ pub struct Policy {
     /// A relink asked for a code now: the next code request ignores the
     /// linking windows (then this is cleared).
     window_override: bool,
-    /// Since when the polls have found the instance `starting`.
-    starting_since: Option<Instant>,
-    /// The last reboot asked for (at most one per `cooldown`).
-    last_reboot: Option<Instant>,
+    /// Since when the polls have found the instance `starting`, and the
+    /// last confirmed reboot (at most one per `cooldown`).
+    reboots: Reboots,
+    /// Consecutive failed or refused reboots.
+    reboot_failures: u32,
     next_at: Instant,
     /// Jitter, seeded by the instance id: reproducible per instance, spread
     /// across the fleet.
@@ -175,8 +195,8 @@ impl Policy {
             poll_failures: 0,
             code_failures: 0,
             window_override: false,
-            starting_since: None,
-            last_reboot: None,
+            reboots: Reboots::default(),
+            reboot_failures: 0,
             next_at: first_poll,
             rng: SmallRng::seed_from_u64(seed),
         }
@@ -232,6 +252,22 @@ impl Policy {
         policy
     }
 
+    /// The reboot times a restart resumes with, from a saved file: clamped
+    /// to `now` (a time in the future would hold a reboot back, or let one
+    /// through early, for longer than any cooldown).
+    pub fn with_reboots(mut self, saved: Reboots, now: Instant) -> Self {
+        self.reboots = Reboots {
+            starting_since: saved.starting_since.map(|at| at.min(now)),
+            last_reboot: saved.last_reboot.map(|at| at.min(now)),
+        };
+        self
+    }
+
+    /// The reboot times to persist.
+    pub fn reboots(&self) -> Reboots {
+        self.reboots
+    }
+
     /// What survives a restart (the episode, its budget, the outstanding
     /// code's expiry and delivery, a pause, a reported restriction; never
     /// the code itself); `None` when there is nothing to keep.
@@ -261,7 +297,9 @@ impl Policy {
     }
 
     pub fn failures(&self) -> u32 {
-        self.poll_failures.max(self.code_failures)
+        self.poll_failures
+            .max(self.code_failures)
+            .max(self.reboot_failures)
     }
 
     pub fn settings(&self) -> &InstanceSettings {
@@ -330,6 +368,14 @@ impl Policy {
                 }
                 Vec::new()
             }
+            Input::Rebooted => self.on_rebooted(now),
+            Input::RebootFailed { retry_after } => {
+                // Not a reboot: no cooldown; the next poll that still finds
+                // the instance `starting` tries again, after the backoff.
+                self.reboot_failures = self.reboot_failures.saturating_add(1);
+                self.back_off(now, self.reboot_failures, retry_after);
+                Vec::new()
+            }
             Input::RelinkRequested => self.on_relink(now),
             Input::StateHinted => {
                 if self.failures() == 0 {
@@ -372,10 +418,19 @@ impl Policy {
         }
         self.observed = Some(state.clone());
         let mut actions = Vec::new();
+        if self
+            .reboots
+            .last_reboot
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.settings.cooldown)
+        {
+            // Over a cooldown ago: nothing to hold back, nothing to keep.
+            self.reboots.last_reboot = None;
+        }
         if state == InstanceState::Starting {
             actions.extend(self.reboot_if_stuck(now));
         } else {
-            self.starting_since = None;
+            self.reboots.starting_since = None;
+            self.reboot_failures = 0;
         }
         match &state {
             InstanceState::Authorized => {
@@ -523,24 +578,35 @@ impl Policy {
     /// A reboot, if the instance has been `starting` for
     /// `reboot_stuck_after` and none was asked for within `cooldown`.
     fn reboot_if_stuck(&mut self, now: Instant) -> Vec<Action> {
-        let since = *self.starting_since.get_or_insert(now);
+        let since = *self.reboots.starting_since.get_or_insert(now);
         let Some(after) = self.settings.reboot_stuck_after else {
             return Vec::new();
         };
         let stuck_for = now.saturating_duration_since(since);
         let recently = self
+            .reboots
             .last_reboot
             .is_some_and(|at| now.saturating_duration_since(at) < self.settings.cooldown);
         if stuck_for < after || recently {
             return Vec::new();
         }
-        self.last_reboot = Some(now);
-        // Its own `starting` after the reboot is a new wait.
-        self.starting_since = None;
-        vec![
-            Action::Reboot,
-            Action::Notify(Notice::Rebooting { stuck_for }),
-        ]
+        vec![Action::Reboot]
+    }
+
+    /// The vendor confirmed the reboot: the cooldown starts, and the admins
+    /// are told (only now, so a failed reboot is never announced).
+    fn on_rebooted(&mut self, now: Instant) -> Vec<Action> {
+        let stuck_for = self
+            .reboots
+            .starting_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        self.reboot_failures = 0;
+        self.reboots = Reboots {
+            // Its own `starting` after the reboot is a new wait.
+            starting_since: None,
+            last_reboot: Some(now),
+        };
+        vec![Action::Notify(Notice::Rebooting { stuck_for })]
     }
 
     /// When the episode (the instance unlinked) started; `None` outside one.

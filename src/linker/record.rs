@@ -1,12 +1,13 @@
-//! The policy's phase as the state file keeps it (`state::Record`), and back:
-//! times become Unix milliseconds on the wall clock.
+//! The policy's phase and reboot times as the state file keeps them
+//! (`state::Saved`), and back: times become Unix milliseconds on the wall
+//! clock.
 
 use std::time::SystemTime;
 
-use super::policy::{Code, Phase};
+use super::policy::{Code, Phase, Policy, Reboots};
 use crate::clock;
 use crate::greenapi::InstanceState;
-use crate::state::Record;
+use crate::state::{RebootRecord, Record, Saved};
 
 fn to_ms(at: SystemTime) -> u64 {
     clock::unix_millis(at)
@@ -15,6 +16,29 @@ fn to_ms(at: SystemTime) -> u64 {
 /// Any `u64` is a time (clamped by the clock, then by the policy's restore).
 fn from_ms(ms: u64) -> tokio::time::Instant {
     clock::instant(clock::from_unix_millis(ms))
+}
+
+/// What a policy keeps across a restart.
+pub fn saved_of(policy: &Policy) -> Saved {
+    let ms = |at| to_ms(clock::wall(at));
+    let reboots = policy.reboots();
+    Saved {
+        episode: policy.persisted().as_ref().and_then(record_of),
+        reboot: RebootRecord {
+            starting_since_ms: reboots.starting_since.map(ms),
+            last_reboot_ms: reboots.last_reboot.map(ms),
+        },
+    }
+}
+
+/// The reboot times a record restores (clamped by `Policy::with_reboots`;
+/// one further back than an `Instant` holds maps to now, which holds the
+/// next reboot back rather than letting one through early).
+pub fn reboots_of(record: &RebootRecord) -> Reboots {
+    Reboots {
+        starting_since: record.starting_since_ms.map(from_ms),
+        last_reboot: record.last_reboot_ms.map(from_ms),
+    }
 }
 
 /// The record of a policy phase; `None` for `Watching` (nothing to keep).
@@ -111,5 +135,21 @@ mod tests {
         };
         let diff = (c.expires_at - now).as_millis().abs_diff(150_000);
         assert!(diff <= 2, "{diff}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reboot_times_round_trip_through_records() {
+        let now = tokio::time::Instant::now();
+        let record = RebootRecord {
+            starting_since_ms: Some(to_ms(clock::wall(now - Duration::from_secs(90)))),
+            last_reboot_ms: Some(to_ms(clock::wall(now - Duration::from_secs(600)))),
+        };
+        let back = reboots_of(&record);
+        let off = |at: Option<tokio::time::Instant>, secs: u128| {
+            (now - at.unwrap()).as_millis().abs_diff(secs * 1000)
+        };
+        assert!(off(back.starting_since, 90) <= 2);
+        assert!(off(back.last_reboot, 600) <= 2);
+        assert_eq!(reboots_of(&RebootRecord::default()), Reboots::default());
     }
 }

@@ -17,14 +17,14 @@ use super::events::{
 use super::mailbox::{Mail, Mailbox};
 use super::metrics::{CodeMetrics, InstanceMetrics};
 use super::policy::{Action, Input, Notice, Phase, Policy};
-use super::record::record_of;
+use super::record::saved_of;
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{About, Dispatcher, InstanceRef};
 use crate::greenapi::{ApiError, CodeReply, InstanceApi, InstanceState};
 use crate::shutdown::Tasks;
-use crate::state::{Record, StateBoard};
+use crate::state::{Saved, StateBoard};
 
 /// How long a notice (linked, paused, alert) may keep retrying.
 const NOTICE_DEADLINE: Duration = Duration::from_secs(15 * 60);
@@ -71,6 +71,8 @@ pub struct Shared {
     pub codes: CodeMetrics,
     /// `relinkd_forwarded_state_mismatch_total`.
     pub forwarded_mismatches: prometheus::IntCounter,
+    /// `relinkd_reboot_failures_total`.
+    pub reboot_failures: prometheus::IntCounter,
 }
 
 pub struct Supervisor {
@@ -85,8 +87,8 @@ pub struct Supervisor {
     /// Carries `wa_instance` and `instance` for every line logged here and
     /// in this instance's deliveries; replaced when a reload renames it.
     span: tracing::Span,
-    /// The record last put on the board (to publish only changes).
-    published: Option<Record>,
+    /// The entry last put on the board (to publish only changes).
+    published: Saved,
     /// What the next status update shows as the last error.
     last_error: Option<String>,
     /// Whether this episode's first delivered code was measured.
@@ -231,7 +233,8 @@ impl Supervisor {
         .emit(&self.shared.codes);
     }
 
-    /// Shows the new status and persists the episode if it changed.
+    /// Shows the new status and persists the episode and reboot times if
+    /// they changed.
     fn publish(&mut self) {
         let code_expiry = match self.policy.phase() {
             Phase::Linking {
@@ -254,10 +257,10 @@ impl Supervisor {
             &self.policy,
             self.last_error.take(),
         );
-        let record = self.policy.persisted().as_ref().and_then(record_of);
-        if record != self.published {
-            self.shared.board.set(self.spec.instance.id, record.clone());
-            self.published = record;
+        let saved = saved_of(&self.policy);
+        if saved != self.published {
+            self.shared.board.set(self.spec.instance.id, saved.clone());
+            self.published = saved;
         }
     }
 
@@ -278,20 +281,28 @@ impl Supervisor {
                     self.notify(notice);
                     continue;
                 }
-                Action::Reboot => {
-                    self.reboot().await;
-                    continue;
-                }
+                Action::Reboot => self.reboot().await,
             };
             queue.extend(self.policy.handle(follow_up, Instant::now()));
         }
     }
 
-    /// One `reboot` call; its outcome is logged and counted, and the polls
-    /// that follow see what it did.
-    async fn reboot(&mut self) {
+    /// One `reboot` call; its outcome is logged and counted, and told to
+    /// the policy (which announces only a confirmed one).
+    async fn reboot(&mut self) -> Input {
         let result = self.spec.api.reboot().await;
-        Rebooted { result: &result }.emit(&self.metrics);
+        if let Some(error) =
+            (Rebooted { result: &result }).emit(&self.metrics, &self.shared.reboot_failures)
+        {
+            self.last_error = Some(error);
+        }
+        match result {
+            Ok(true) => Input::Rebooted,
+            Ok(false) => Input::RebootFailed { retry_after: None },
+            Err(error) => Input::RebootFailed {
+                retry_after: error.retry_after(),
+            },
+        }
     }
 
     async fn poll(&mut self) -> Input {

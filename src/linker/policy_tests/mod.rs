@@ -12,7 +12,7 @@ use super::*;
 
 mod episodes;
 mod failures;
-mod reboots;
+pub(super) mod reboots;
 mod restarts;
 mod timing;
 mod windows;

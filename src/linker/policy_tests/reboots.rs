@@ -11,20 +11,42 @@ fn rebooting_after(after: Duration) -> Harness {
     })
 }
 
-/// Polls `state` until `until`; the actions other than none, with when.
-fn polls_until(
+/// Polls `state` until `until`, answering every `Reboot` with `answer`; the
+/// actions other than none, with when (a reboot's answer's actions follow
+/// it in the same entry).
+fn polls_answering(
     h: &mut Harness,
     state: InstanceState,
     until: Instant,
+    answer: impl Fn() -> Input,
 ) -> Vec<(Instant, Vec<Action>)> {
     let mut seen = Vec::new();
     while h.now < until {
-        let actions = h.poll(state.clone());
+        let mut actions = h.poll(state.clone());
+        if actions.contains(&Action::Reboot) {
+            actions.extend(h.feed(answer()));
+        }
         if !actions.is_empty() {
             seen.push((h.now, actions));
         }
     }
     seen
+}
+
+/// Polls `state` until `until`; every reboot succeeds.
+pub(super) fn polls_until(
+    h: &mut Harness,
+    state: InstanceState,
+    until: Instant,
+) -> Vec<(Instant, Vec<Action>)> {
+    polls_answering(h, state, until, || Input::Rebooted)
+}
+
+fn reboot_times(seen: &[(Instant, Vec<Action>)]) -> Vec<Instant> {
+    seen.iter()
+        .filter(|(_, a)| a.contains(&Action::Reboot))
+        .map(|(at, _)| *at)
+        .collect()
 }
 
 #[test]
@@ -39,6 +61,7 @@ fn an_instance_starting_too_long_is_rebooted_once_with_one_notice() {
         "{:?}",
         *at - start
     );
+    assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(actions[0], Action::Reboot);
     assert!(matches!(
         actions[1],
@@ -47,15 +70,76 @@ fn an_instance_starting_too_long_is_rebooted_once_with_one_notice() {
 }
 
 #[test]
+fn the_reboot_notice_waits_for_the_vendor_to_confirm_it() {
+    let mut h = rebooting_after(10 * MIN);
+    let start = h.now;
+    loop {
+        let actions = h.poll(InstanceState::Starting);
+        if !actions.is_empty() {
+            assert_eq!(actions, vec![Action::Reboot], "no notice before the answer");
+            break;
+        }
+        assert!(h.now < start + 20 * MIN, "no reboot");
+    }
+    let told = h.feed(Input::Rebooted);
+    assert!(
+        matches!(told.as_slice(), [Action::Notify(Notice::Rebooting { .. })]),
+        "{told:?}"
+    );
+}
+
+#[test]
+fn a_failed_reboot_is_not_announced_does_not_start_the_cooldown_and_is_retried_at_the_backoff() {
+    let mut h = rebooting_after(10 * MIN);
+    let start = h.now;
+    // Refused twice, then failing with a Retry-After, then confirmed.
+    let answers = std::cell::RefCell::new(
+        vec![
+            Input::Rebooted,
+            Input::RebootFailed {
+                retry_after: Some(7 * MIN),
+            },
+            Input::RebootFailed { retry_after: None },
+            Input::RebootFailed { retry_after: None },
+        ]
+        .into_iter()
+        .collect::<Vec<_>>(),
+    );
+    let seen = polls_answering(&mut h, InstanceState::Starting, start + 60 * MIN, || {
+        answers
+            .borrow_mut()
+            .pop()
+            .expect("no more reboots than answers")
+    });
+    let reboots = reboot_times(&seen);
+    assert_eq!(reboots.len(), 4, "retried until confirmed: {seen:?}");
+    let gaps: Vec<Duration> = reboots.windows(2).map(|p| p[1] - p[0]).collect();
+    // The error backoff from the 60 s poll interval: ×2 per failure, ±10%,
+    // capped at backoff_max (300 s); a Retry-After is honoured.
+    assert!(gaps[0] >= 108 * S && gaps[0] <= 132 * S, "{gaps:?}");
+    assert!(gaps[1] >= 216 * S && gaps[1] <= 300 * S, "{gaps:?}");
+    assert!(gaps[2] >= 7 * MIN, "{gaps:?}");
+    let notices: Vec<&Action> = seen
+        .iter()
+        .flat_map(|(_, a)| a)
+        .filter(|a| matches!(a, Action::Notify(_)))
+        .collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "only the confirmed reboot is told: {seen:?}"
+    );
+    assert!(seen.last().unwrap().1.contains(notices[0]));
+    // The cooldown runs from the confirmed reboot.
+    assert_eq!(h.policy.reboots().last_reboot, Some(reboots[3]));
+}
+
+#[test]
 fn a_second_reboot_waits_for_the_cooldown() {
     let mut h = rebooting_after(10 * MIN);
     let start = h.now;
     let seen = polls_until(&mut h, InstanceState::Starting, start + 150 * MIN);
-    let reboots: Vec<Duration> = seen
-        .iter()
-        .filter(|(_, a)| a.contains(&Action::Reboot))
-        .map(|(at, _)| *at - start)
-        .collect();
+    let reboots: Vec<Duration> = reboot_times(&seen).iter().map(|at| *at - start).collect();
     // The first after 10 minutes; each next no sooner than the 1 h cooldown.
     assert_eq!(reboots.len(), 3, "{reboots:?}");
     for pair in reboots.windows(2) {
@@ -79,14 +163,24 @@ fn no_other_state_is_ever_rebooted_nor_without_the_setting() {
         InstanceState::SleepMode,
         InstanceState::YellowCard,
         InstanceState::Authorized,
+        InstanceState::NotAuthorized,
+        InstanceState::Blocked,
+        InstanceState::Suspended,
+        InstanceState::parse("somethingNew"),
     ] {
         let mut h = rebooting_after(10 * MIN);
         let until = h.now + 120 * MIN;
-        let seen = polls_until(&mut h, state.clone(), until);
-        assert!(
-            seen.iter().all(|(_, a)| !a.contains(&Action::Reboot)),
-            "{state:?}: {seen:?}"
-        );
+        let mut seen = Vec::new();
+        while h.now < until {
+            let actions = h.poll(state.clone());
+            // A code request is answered, so the episode goes on (codes,
+            // then a pause) for the whole two hours.
+            if actions.contains(&Action::RequestCode) {
+                seen.extend(h.feed(Input::CodeIssued));
+            }
+            seen.extend(actions);
+        }
+        assert!(!seen.contains(&Action::Reboot), "{state:?}: {seen:?}");
     }
     let mut h = Harness::new();
     let until = h.now + 120 * MIN;

@@ -130,3 +130,83 @@ fn a_restored_file_cannot_stretch_a_code_a_pause_or_an_episode() {
     let restored = Policy::restore(settings(), 1, now, now, soon.clone());
     assert_eq!(restored.phase(), &soon);
 }
+
+fn rebooting(after: Duration) -> InstanceSettings {
+    InstanceSettings {
+        reboot_stuck_after: Some(after),
+        ..settings()
+    }
+}
+
+#[test]
+fn a_restart_does_not_reboot_an_instance_again_within_the_cooldown() {
+    let settings = rebooting(60 * S);
+    let mut h = Harness::with(settings.clone());
+    let start = h.now;
+    let seen = reboots::polls_until(&mut h, InstanceState::Starting, start + 5 * 60 * S);
+    let first = seen
+        .iter()
+        .find(|(_, a)| a.contains(&Action::Reboot))
+        .expect("rebooted")
+        .0;
+    // Restarted (the policy rebuilt from what was saved): still `starting`.
+    let saved = h.policy.reboots();
+    h.wait(30 * S);
+    let fresh = Policy::new(settings.clone(), 7, h.now).with_reboots(saved, h.now);
+    let mut restarted = Harness::of(fresh, h.now);
+    let seen = reboots::polls_until(
+        &mut restarted,
+        InstanceState::Starting,
+        first + 3 * 3600 * S,
+    );
+    let again: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, a)| a.contains(&Action::Reboot))
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(!again.is_empty(), "rebooted again after the cooldown");
+    assert!(again[0] - first >= 3600 * S, "{:?}", again[0] - first);
+    // Without what was saved it would have rebooted within minutes.
+    let mut forgetful = Harness::of(Policy::new(settings, 7, h.now), h.now);
+    let seen = reboots::polls_until(&mut forgetful, InstanceState::Starting, h.now + 5 * 60 * S);
+    assert!(seen.iter().any(|(_, a)| a.contains(&Action::Reboot)));
+}
+
+#[test]
+fn a_restart_keeps_counting_how_long_an_instance_has_been_starting() {
+    let settings = rebooting(10 * 60 * S);
+    let mut h = Harness::with(settings.clone());
+    let start = h.now;
+    assert!(reboots::polls_until(&mut h, InstanceState::Starting, start + 8 * 60 * S).is_empty());
+    let saved = h.policy.reboots();
+    assert!(saved.starting_since.is_some_and(|at| at <= start + 2 * S));
+    let restored = Policy::new(settings, 7, h.now).with_reboots(saved, h.now);
+    let mut restarted = Harness::of(restored, h.now);
+    let seen = reboots::polls_until(&mut restarted, InstanceState::Starting, start + 13 * 60 * S);
+    let at = seen
+        .iter()
+        .find(|(_, a)| a.contains(&Action::Reboot))
+        .expect("rebooted ten minutes after it was first seen starting")
+        .0;
+    assert!(at - start <= 12 * 60 * S, "{:?}", at - start);
+}
+
+#[test]
+fn restored_reboot_times_are_never_later_than_now() {
+    let now = Instant::now();
+    let far = now + 30 * 86_400 * S;
+    let restored = Policy::new(rebooting(60 * S), 1, now).with_reboots(
+        Reboots {
+            starting_since: Some(far),
+            last_reboot: Some(far),
+        },
+        now,
+    );
+    assert_eq!(
+        restored.reboots(),
+        Reboots {
+            starting_since: Some(now),
+            last_reboot: Some(now),
+        }
+    );
+}
