@@ -1,12 +1,17 @@
 //! Wall-clock times derived from the monotonic clock, and how relinkd writes
 //! times. Expiries shown to admins, exported in metrics and persisted across
 //! restarts are computed here, so they follow tokio's clock (and its paused
-//! clock in tests) and never jump when the system clock is stepped.
+//! clock in tests). The two clocks are tied by an offset that is re-read
+//! when the real clocks drift apart by more than [`REANCHOR_AFTER`]: after a
+//! host suspend (the monotonic clock stops) or an NTP step, linking windows
+//! and times shown follow the system clock again at the next call, not at
+//! the next restart; small slews do not move times already shown.
 //!
 //! Every conversion and every format here is total: a time from a state
 //! file or a vendor, however far off, is clamped, never a panic.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -19,10 +24,58 @@ const LATEST_WRITTEN: Duration = Duration::from_secs(253_402_300_799);
 /// anywhere near; this only keeps arithmetic from overflowing).
 const FURTHEST_AHEAD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// The wall clock and the monotonic clock read once, together.
+/// The wall clock and the monotonic clock read once, together. The
+/// monotonic part is the fixed origin of [`OFFSET`] and of the wake grid;
+/// the wall part is only the first offset.
 fn anchor() -> &'static (SystemTime, std::time::Instant) {
     static ANCHOR: OnceLock<(SystemTime, std::time::Instant)> = OnceLock::new();
-    ANCHOR.get_or_init(|| (SystemTime::now(), std::time::Instant::now()))
+    ANCHOR.get_or_init(|| {
+        let (wall, origin) = (SystemTime::now(), std::time::Instant::now());
+        OFFSET.store(offset_of(wall, Duration::ZERO), Ordering::Relaxed);
+        (wall, origin)
+    })
+}
+
+/// How far the real clocks may drift apart before the offset is re-read:
+/// more than NTP slews in a while, less than anyone would notice in a
+/// linking window.
+const REANCHOR_AFTER: Duration = Duration::from_secs(1);
+
+/// Wall time (Unix nanoseconds) minus monotonic time since the origin, as
+/// last read (first by [`anchor`]); one atomic, so `wall` takes no lock.
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+
+/// Unix nanoseconds of `wall` minus the nanoseconds `since_origin`
+/// (saturating: only absurd clocks reach the ends).
+fn offset_of(wall: SystemTime, since_origin: Duration) -> i64 {
+    let wall = match wall.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN + 1, |n| -n),
+    };
+    let mono = i64::try_from(since_origin.as_nanos()).unwrap_or(i64::MAX);
+    wall.saturating_sub(mono)
+}
+
+/// Whether the offset the real clocks show now differs from the one in use
+/// by more than [`REANCHOR_AFTER`] (the system clock was stepped, or the
+/// monotonic clock stood still through a suspend).
+fn drifted(in_use: i64, real: i64) -> bool {
+    in_use.abs_diff(real) > REANCHOR_AFTER.as_nanos() as u64
+}
+
+/// The offset to map instants with: the one in use, unless the real clocks
+/// (never tokio's, so a paused clock in tests is unaffected) have drifted
+/// from it; then theirs, kept for the next calls.
+fn offset() -> i64 {
+    let origin = anchor().1;
+    let in_use = OFFSET.load(Ordering::Relaxed);
+    let real = offset_of(SystemTime::now(), origin.elapsed());
+    if drifted(in_use, real) {
+        OFFSET.store(real, Ordering::Relaxed);
+        real
+    } else {
+        in_use
+    }
 }
 
 /// Spacing of the moments supervisors wake at for their own deadlines.
@@ -48,13 +101,25 @@ pub fn on_wake_grid(at: Instant) -> Instant {
 
 /// The wall-clock time of a tokio instant.
 pub fn wall(at: Instant) -> SystemTime {
-    let (wall, mono) = *anchor();
-    let at = at.into_std();
-    if at >= mono {
-        wall.checked_add(at - mono).unwrap_or(wall)
-    } else {
-        wall.checked_sub(mono - at).unwrap_or(UNIX_EPOCH)
+    wall_at(offset(), anchor().1, at.into_std())
+}
+
+/// `at` on the wall clock, given the `offset` from the monotonic `origin`.
+fn wall_at(offset: i64, origin: std::time::Instant, at: std::time::Instant) -> SystemTime {
+    // Unix nanoseconds of `at`, in i128: no sum of these can overflow it.
+    let since_origin = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    let mono = match at.checked_duration_since(origin) {
+        Some(d) => since_origin(d),
+        None => -since_origin(origin - at),
+    };
+    let unix = i128::from(offset) + mono;
+    if unix <= 0 {
+        return UNIX_EPOCH;
     }
+    let unix = u64::try_from(unix).map_or(Duration::MAX, Duration::from_nanos);
+    UNIX_EPOCH
+        .checked_add(unix)
+        .unwrap_or(UNIX_EPOCH + LATEST_WRITTEN)
 }
 
 /// The tokio instant of a wall-clock time (a time further back than an
@@ -135,6 +200,54 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600)).await;
         let later = now();
         assert_eq!(later.duration_since(start).unwrap().as_secs(), 3600);
+    }
+
+    #[test]
+    fn the_offset_is_reread_only_when_the_real_clocks_drift_apart_by_over_a_second() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_946_550);
+        let in_use = offset_of(at, Duration::from_secs(100));
+        // A second later on both clocks: the same offset.
+        assert_eq!(
+            offset_of(at + Duration::from_secs(1), Duration::from_secs(101)),
+            in_use
+        );
+        // Slews within the tolerance keep it.
+        for skew_ms in [0, 1, 500, 1000] {
+            let slewed = offset_of(
+                at + Duration::from_millis(skew_ms),
+                Duration::from_secs(100),
+            );
+            assert!(!drifted(in_use, slewed), "{skew_ms} ms ahead");
+            let slewed = offset_of(
+                at - Duration::from_millis(skew_ms),
+                Duration::from_secs(100),
+            );
+            assert!(!drifted(in_use, slewed), "{skew_ms} ms behind");
+        }
+        // A suspend of an hour: the wall clock went on, the monotonic did not.
+        let resumed = offset_of(at + Duration::from_secs(3600), Duration::from_secs(100));
+        assert!(drifted(in_use, resumed));
+        // An NTP step back of 2 s.
+        let stepped = offset_of(at - Duration::from_secs(2), Duration::from_secs(100));
+        assert!(drifted(in_use, stepped));
+    }
+
+    #[test]
+    fn a_new_offset_moves_every_wall_time_by_the_drift() {
+        let origin = std::time::Instant::now();
+        let at = origin + Duration::from_secs(60);
+        let start = UNIX_EPOCH + Duration::from_secs(1_795_946_550);
+        let before = offset_of(start, Duration::ZERO);
+        assert_eq!(wall_at(before, origin, at), start + Duration::from_secs(60));
+        let after_suspend = offset_of(start + Duration::from_secs(3600), Duration::ZERO);
+        assert_eq!(
+            wall_at(after_suspend, origin, at),
+            start + Duration::from_secs(3660)
+        );
+        // Instants before the origin, and absurd offsets, stay in range.
+        assert_eq!(wall_at(before, at, origin), start - Duration::from_secs(60));
+        assert_eq!(wall_at(i64::MIN, origin, at), UNIX_EPOCH);
+        let _ = wall_at(i64::MAX, origin, at);
     }
 
     #[test]

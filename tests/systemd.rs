@@ -218,3 +218,25 @@ fn a_state_dir_that_cannot_be_written_is_a_clear_startup_error() {
     assert!(stderr.contains("blocker"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_unit_starts_after_the_clock_is_set_without_pulling_time_sync_in() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/relinkd.service"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"After=time-sync.target"),
+        "linking windows read the wall clock"
+    );
+    // time-sync.target is passive: only its providers pull it in.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| (l.starts_with("Wants=") || l.starts_with("Requires="))
+                && l.contains("time-sync.target")),
+        "{unit}"
+    );
+}
