@@ -207,7 +207,8 @@ impl Policy {
     /// spent); any other code is waited out until it expires, as WhatsApp
     /// keeps one code. A saved file is outside input: no code is taken to
     /// be valid longer than `code_ttl` from now, no pause to last longer
-    /// than `cooldown`, and no episode to have started in the future.
+    /// than `cooldown` (or, if that ends outside the windows, until the
+    /// next one opens), and no episode to have started in the future.
     pub fn restore(
         settings: InstanceSettings,
         seed: u64,
@@ -235,13 +236,20 @@ impl Policy {
                 codes_used,
             } => Phase::Paused {
                 started: started_by(started),
-                until: until.min(now + settings.cooldown),
+                until,
                 codes_used,
             },
             other => other,
         };
         let mut policy = Self::new(settings, seed, first_poll);
         policy.phase = phase;
+        if let Phase::Paused { until, .. } = policy.phase {
+            // At the latest as a pause starting now would end.
+            let latest = policy.pause_end(now);
+            if let Phase::Paused { until: saved, .. } = &mut policy.phase {
+                *saved = until.min(latest);
+            }
+        }
         // When the window opens is computed now, not taken from the file.
         if let Phase::Waiting { started, .. } = policy.phase {
             policy.phase = Phase::Waiting {
@@ -522,7 +530,7 @@ impl Policy {
             self.next_at = now + self.settings.backoff_max.max(self.interval());
             return vec![Action::RequestCode];
         }
-        let until = now + self.settings.cooldown;
+        let until = self.pause_end(now);
         self.phase = Phase::Paused {
             started,
             until,
@@ -616,6 +624,19 @@ impl Policy {
             | Phase::Paused { started, .. }
             | Phase::Waiting { started, .. } => Some(started),
             Phase::Watching | Phase::Alerted(_) => None,
+        }
+    }
+
+    /// When a pause of the budget starting at `now` ends: the cooldown's
+    /// end, or if no window is open then, the next one's start (so the
+    /// `paused` notice names the time codes really resume, and no second
+    /// notice, for the window, follows).
+    fn pause_end(&self, now: Instant) -> Instant {
+        let cooled = now + self.settings.cooldown;
+        let wall_cooled = clock::wall(cooled);
+        match self.settings.linking_windows.at(wall_cooled) {
+            Opening::OpensAt(at) => cooled + at.duration_since(wall_cooled).unwrap_or_default(),
+            Opening::Open | Opening::Never => cooled,
         }
     }
 

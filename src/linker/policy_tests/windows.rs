@@ -33,6 +33,11 @@ fn utc_minute(at: SystemTime) -> (String, String, String, String) {
 /// A calendar open only from `from` to `to` (UTC, whole minutes, `from`
 /// rounded up), at most a day apart: one interval per UTC day it spans.
 fn open_between(from: SystemTime, to: SystemTime) -> Calendar {
+    Calendar::new(windows_between(from, to))
+}
+
+/// The intervals of [`open_between`].
+fn windows_between(from: SystemTime, to: SystemTime) -> Vec<Arc<TimeInterval>> {
     let (y1, m1, d1, t1) = utc_minute(from);
     let (y2, m2, d2, t2) = utc_minute(to);
     let day = |y: &str, m: &str, d: &str, start: &str, end: &str| {
@@ -47,13 +52,13 @@ fn open_between(from: SystemTime, to: SystemTime) -> Calendar {
         Arc::new(TimeInterval::parse(&spec).unwrap())
     };
     if (&y1, &m1, &d1) == (&y2, &m2, &d2) {
-        Calendar::new(vec![day(&y1, &m1, &d1, &t1, &t2)])
+        vec![day(&y1, &m1, &d1, &t1, &t2)]
     } else {
         let mut windows = vec![day(&y1, &m1, &d1, &t1, "24:00")];
         if t2 != "00:00" {
             windows.push(day(&y2, &m2, &d2, "00:00", &t2));
         }
-        Calendar::new(windows)
+        windows
     }
 }
 
@@ -189,4 +194,66 @@ fn a_linked_instance_ends_the_wait_with_a_linked_notice() {
         vec![Action::Notify(Notice::Linked)]
     );
     assert_eq!(h.policy.phase(), &Phase::Watching);
+}
+
+#[test]
+fn a_budget_pause_ending_outside_the_windows_resumes_at_the_next_window_with_one_notice() {
+    // Open for the first 30 minutes and again from the 3rd hour; the 1 h
+    // cooldown ends in between.
+    let start = clock::wall(Instant::now());
+    let mut windows = windows_between(start - MIN, start + 30 * MIN);
+    windows.extend(windows_between(start + 3 * HOUR, start + 4 * HOUR));
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        linking_windows: Calendar::new(windows),
+        ..settings()
+    });
+    let expires_at = h.get_code();
+    h.wait(expires_at - h.now);
+    let paused = h.poll(InstanceState::NotAuthorized);
+    let [Action::Notify(Notice::Paused { until, .. })] = paused.as_slice() else {
+        panic!("{paused:?}")
+    };
+    let resumes = *until - h.now;
+    let second_opens = clock::instant(start + 3 * HOUR);
+    assert!(
+        until
+            .max(&second_opens)
+            .saturating_duration_since(*until.min(&second_opens))
+            < MIN,
+        "resumes_at is the next window's start, {resumes:?} from now"
+    );
+    // No second (window) notice: the next actions are the code, at the
+    // window's start.
+    loop {
+        let actions = h.poll(InstanceState::NotAuthorized);
+        if !actions.is_empty() {
+            assert_eq!(actions, vec![Action::RequestCode]);
+            break;
+        }
+    }
+    assert!(
+        h.now >= *until && h.now - *until < S,
+        "{:?}",
+        h.now - *until
+    );
+}
+
+#[test]
+fn a_budget_pause_ending_inside_a_window_keeps_the_cooldown() {
+    let mut h = Harness::with(InstanceSettings {
+        codes_per_episode: 1,
+        linking_windows: open_between(
+            clock::wall(Instant::now()) - MIN,
+            clock::wall(Instant::now()) + 20 * HOUR,
+        ),
+        ..settings()
+    });
+    let expires_at = h.get_code();
+    h.wait(expires_at - h.now);
+    let paused = h.poll(InstanceState::NotAuthorized);
+    let [Action::Notify(Notice::Paused { until, .. })] = paused.as_slice() else {
+        panic!("{paused:?}")
+    };
+    assert_eq!(*until - h.now, HOUR);
 }
