@@ -94,7 +94,8 @@ pub struct Digest {
     pub digest: String,
     pub period: Period,
     pub counts: Counts,
-    /// Longest unlinked first, at most 20.
+    /// The instances counted unlinked or paused, longest unlinked first, at
+    /// most 20.
     pub unlinked: Vec<Unlinked>,
     /// Unlinked instances beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
@@ -131,6 +132,9 @@ pub struct Unlinked {
     pub id: u64,
     pub name: String,
     pub state: String,
+    /// As the status API says: `linking` (counted unlinked), `paused` or
+    /// `waiting` (counted paused), `watching` (not yet in an episode).
+    pub phase: String,
     /// RFC 3339 UTC: since when it is unlinked.
     pub since: String,
 }

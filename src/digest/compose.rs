@@ -1,5 +1,11 @@
 //! A digest's contents from the fleet's statuses and the totals since the
 //! previous one: pure, so every rule is unit-tested.
+//!
+//! Every instance is counted once (linked, unlinked, paused, restricted or
+//! other: the counts add up to `instances`); the list holds every instance
+//! counted unlinked or paused (a paused one is unlinked too, and often the
+//! one unlinked longest), each with its state and phase, so the list and
+//! `more_unlinked` add up to `unlinked + paused`.
 
 use std::time::SystemTime;
 
@@ -7,7 +13,7 @@ use crate::clock;
 use crate::delivery::{Counts, Digest, Period, SinceLast, Unlinked};
 use crate::linker::InstanceStatus;
 
-/// Most unlinked instances a digest lists; the rest are counted.
+/// Most unlinked or paused instances a digest lists; the rest are counted.
 pub const MAX_LISTED: usize = 20;
 
 /// The fleet-wide totals a digest reports the growth of.
@@ -47,18 +53,34 @@ pub fn compose(
     let mut unlinked: Vec<Unlinked> = Vec::new();
     for s in statuses {
         let state = s.state.as_deref();
-        match (s.phase.as_str(), state) {
-            ("paused" | "waiting", _) => counts.paused += 1,
-            ("restricted", _) => counts.restricted += 1,
-            (_, Some("authorized")) => counts.linked += 1,
-            (_, Some("notAuthorized")) => counts.unlinked += 1,
-            _ => counts.other += 1,
-        }
-        if state == Some("notAuthorized") {
+        let listed = match (s.phase.as_str(), state) {
+            ("paused" | "waiting", _) => {
+                counts.paused += 1;
+                true
+            }
+            ("restricted", _) => {
+                counts.restricted += 1;
+                false
+            }
+            (_, Some("authorized")) => {
+                counts.linked += 1;
+                false
+            }
+            (_, Some("notAuthorized")) => {
+                counts.unlinked += 1;
+                true
+            }
+            _ => {
+                counts.other += 1;
+                false
+            }
+        };
+        if listed {
             unlinked.push(Unlinked {
                 id: s.id,
                 name: s.name.clone(),
-                state: "notAuthorized".into(),
+                state: state.unwrap_or("unknown").to_owned(),
+                phase: s.phase.clone(),
                 since: s
                     .episode_started
                     .clone()
@@ -120,9 +142,17 @@ fn text(
         c.other
     );
     if !unlinked.is_empty() {
-        out.push_str("\nUnlinked, longest first:");
+        out.push_str("\nUnlinked and paused, longest first:");
         for u in unlinked {
-            out.push_str(&format!("\n- {} ({}) since {}", u.name, u.id, u.since));
+            let paused = match u.phase.as_str() {
+                "paused" => ", paused (code budget spent)",
+                "waiting" => ", paused (waiting for a linking window)",
+                _ => "",
+            };
+            out.push_str(&format!(
+                "\n- {} ({}) since {}{paused}",
+                u.name, u.id, u.since
+            ));
         }
         if more > 0 {
             out.push_str(&format!("\n... and {more} more"));
@@ -205,6 +235,8 @@ mod tests {
         );
         let ids: Vec<u64> = d.unlinked.iter().map(|u| u.id).collect();
         assert_eq!(ids, [3, 2], "longest unlinked first");
+        let phases: Vec<&str> = d.unlinked.iter().map(|u| u.phase.as_str()).collect();
+        assert_eq!(phases, ["paused", "linking"]);
         assert_eq!(d.since_last.codes_delivered, 3);
         assert_eq!(d.since_last.reloads, 2);
         assert!(
@@ -214,7 +246,11 @@ mod tests {
             d.text
         );
         assert!(
-            d.text.contains("- line-3 (3) since 2027-01-02T10:00:00Z"),
+            d.text.contains(
+                "Unlinked and paused, longest first:\n\
+                 - line-3 (3) since 2027-01-02T10:00:00Z, paused (code budget spent)\n\
+                 - line-2 (2) since 2027-01-03T10:00:00Z\n"
+            ),
             "{}",
             d.text
         );
@@ -248,6 +284,47 @@ mod tests {
         assert_eq!(d.unlinked.len(), 20);
         assert_eq!(d.more_unlinked, 5);
         assert!(d.text.contains("... and 5 more"));
+    }
+
+    #[test]
+    fn the_counts_the_list_and_the_text_agree() {
+        // Only paused ones, of both kinds, past the listing limit; and an
+        // unlinked one with a state other than notAuthorized now.
+        let mut statuses: Vec<InstanceStatus> = (0..22)
+            .map(|i| {
+                let phase = if i % 2 == 0 { "paused" } else { "waiting" };
+                status(
+                    i,
+                    "notAuthorized",
+                    phase,
+                    &format!("2027-01-01T00:{i:02}:00Z"),
+                )
+            })
+            .collect();
+        statuses.push(status(50, "starting", "paused", "2027-01-01T01:00:00Z"));
+        statuses.push(status(51, "sleepMode", "linking", "2027-01-01T01:00:00Z"));
+        let d = compose(
+            "morning",
+            &statuses,
+            period(),
+            (Totals::default(), Totals::default()),
+        );
+        let c = &d.counts;
+        assert_eq!(
+            c.linked + c.unlinked + c.paused + c.restricted + c.other,
+            c.instances
+        );
+        assert_eq!((c.unlinked, c.paused, c.other), (0, 23, 1));
+        assert_eq!(d.unlinked.len() + d.more_unlinked, c.unlinked + c.paused);
+        assert_eq!(d.more_unlinked, 3);
+        assert!(d.unlinked.iter().all(|u| u.phase != "linking"));
+        assert!(d.text.contains("0 unlinked, 23 paused"), "{}", d.text);
+        assert!(d.text.contains("... and 3 more"), "{}", d.text);
+        assert_eq!(d.text.matches(", paused (").count(), 20, "{}", d.text);
+        assert!(d.text.contains(
+            "- line-1 (1) since 2027-01-01T00:01:00Z, paused (waiting for a linking window)"
+        ));
+        assert!(anything_unlinked(&d));
     }
 
     #[test]
