@@ -104,6 +104,35 @@ async fn when_unlinked_a_quiet_fleet_gets_no_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_unlinked_a_fleet_with_an_unlinked_instance_gets_its_digest() {
+    let s = Scenario::new(&["authorized", "notAuthorized"])
+        .defaults(&digest_block(EVERY_2S, "when_unlinked"))
+        .start()
+        .await;
+    eventually(Duration::from_secs(8), "a digest", || {
+        !s.hook.events("digest").is_empty()
+    })
+    .await;
+    let digest = s.hook.events("digest")[0].json.clone();
+    let counts = &digest["counts"];
+    assert_eq!(
+        counts["unlinked"].as_u64().unwrap() + counts["paused"].as_u64().unwrap(),
+        1,
+        "{digest}"
+    );
+    assert_eq!(digest["unlinked"][0]["name"], "line-1", "{digest}");
+    let sent = s
+        .daemon
+        .metric(
+            "relinkd_digests_total",
+            &[("digest", "morning"), ("outcome", "sent")],
+        )
+        .await;
+    assert!(sent.is_some_and(|n| n >= 1.0), "{sent:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_an_unchanged_schedule_without_a_double_send_and_reschedules_a_changed_one()
 {
     let s = Scenario::new(&["authorized"])
@@ -137,6 +166,16 @@ async fn a_reload_keeps_an_unchanged_schedule_without_a_double_send_and_reschedu
         before,
         "the old schedule was disarmed"
     );
+    // Changed again, to one that fires: the new schedule is armed.
+    s.rewrite(&s.fleet_toml(&[0], &digest_block(EVERY_2S, "always")));
+    s.daemon.reload().await;
+    eventually(
+        Duration::from_secs(4),
+        "a digest on the new schedule",
+        || s.hook.events("digest").len() > before,
+    )
+    .await;
+    // (Nothing else could have sent it: the yearly one had stopped all.)
     s.stop().await;
 }
 
