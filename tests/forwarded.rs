@@ -171,3 +171,38 @@ async fn without_a_token_the_endpoint_is_off() {
     );
     s.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_forwarded_hints_never_makes_two_calls_a_second_to_an_instance() {
+    let s = with_hooks().start().await;
+    wait(secs(5)).await;
+    let before = s.sim.calls(FIRST_ID).len();
+    // 60 hints in 3 s, alternating states, as a chatty handler might send.
+    for i in 0..60 {
+        let state = if i % 2 == 0 {
+            "notAuthorized"
+        } else {
+            "authorized"
+        };
+        let (status, body) =
+            forward(&s.daemon, Some(HOOK_TOKEN), state_changed(FIRST_ID, state)).await;
+        assert_eq!(status, 200, "{body}");
+        wait(std::time::Duration::from_millis(50)).await;
+    }
+    wait(secs(2)).await;
+    assert_eq!(outcome(&s.daemon, "accepted").await, 60.0);
+    let calls = s.sim.calls(FIRST_ID);
+    let burst = &calls[before..];
+    assert!(burst.len() >= 2, "the hints were acted on: {burst:?}");
+    assert!(burst.len() <= 6, "at most one call a second: {burst:?}");
+    for pair in calls.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= secs(1),
+            "{} then {} {:?} apart",
+            pair[0].method,
+            pair[1].method,
+            pair[1].at - pair[0].at
+        );
+    }
+    s.stop().await;
+}
