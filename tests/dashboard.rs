@@ -320,6 +320,8 @@ async fn every_dashboard_query_uses_exported_metrics_and_the_datasource_variable
         "relinkd_deliveries_total",
         "relinkd_build_info",
         "process_cpu_seconds_total",
+        "relinkd_config_reloads_total",
+        "relinkd_reboot_failures_total",
     ] {
         assert!(uses.contains_key(expected), "no panel queries {expected}");
     }
@@ -365,7 +367,14 @@ async fn every_alert_rule_uses_exported_metrics() {
             recorded.insert((*rule).to_owned());
         }
     }
-    for expected in ["up", "relinkd_instance_info", "relinkd_api_requests_total"] {
+    for expected in [
+        "up",
+        "relinkd_instance_info",
+        "relinkd_api_requests_total",
+        "relinkd_reboots_total",
+        "relinkd_reboot_failures_total",
+        "relinkd_forwarded_state_mismatch_total",
+    ] {
         assert!(uses.contains_key(expected), "no rule queries {expected}");
     }
 
