@@ -106,8 +106,9 @@ enum Command {
         #[command(flatten)]
         token: admin_client::TokenArgs,
     },
-    /// Ask the running daemon to poll an instance now (ends a pause; a code
-    /// that is still valid is kept).
+    /// Ask the running daemon to poll an instance now (ends a pause and
+    /// allows one code outside its linking windows; a code that is still
+    /// valid is kept).
     Relink {
         /// The instance's id (idInstance) or its `name` in the config.
         instance: String,

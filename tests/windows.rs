@@ -149,3 +149,18 @@ async fn a_relink_overrides_the_window_once() {
     assert_eq!(s.hook.events("paused").len(), 2);
     s.stop().await;
 }
+
+#[test]
+fn relink_help_says_it_overrides_the_linking_windows_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relinkd"))
+        .args(["relink", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("allows one code outside its linking windows"),
+        "{help}"
+    );
+}

@@ -73,6 +73,19 @@ impl TimeInterval {
         let location = spec.location.unwrap_or("UTC");
         let zone = match TimeZone::get(location) {
             Ok(zone) => Some(zone),
+            // Alertmanager's name for the host's zone: a config copied to
+            // another host would change meaning, so the zone is named.
+            Err(_) if location.eq_ignore_ascii_case("local") => {
+                fail(
+                    "location".into(),
+                    format!(
+                        "{location:?} (the host's zone) is not supported: name the zone, \
+                         e.g. \"Europe/London\" (`timedatectl show -p Timezone` prints the \
+                         host's)"
+                    ),
+                );
+                None
+            }
             Err(_) => {
                 fail(
                     "location".into(),
@@ -226,6 +239,10 @@ fn time_of_day(text: &str, is_end: bool) -> Result<u16, String> {
 }
 
 /// `a` or `a:b` of `one`'s values, with `a <= b` where both have one sign.
+/// Only days of the month are negative (counted back from the month's end):
+/// a range from such a day to one counted from the start would run into the
+/// next month, and one from a day to a day counted back is checked against
+/// the longest month.
 fn range(text: &str, one: &dyn Fn(&str) -> Result<i32, String>) -> Result<(i32, i32), String> {
     let (a, b) = match text.split_once(':') {
         Some((a, b)) => (one(a.trim())?, one(b.trim())?),
@@ -236,6 +253,29 @@ fn range(text: &str, one: &dyn Fn(&str) -> Result<i32, String>) -> Result<(i32, 
     };
     if a.signum() == b.signum() && a > b {
         return Err(format!("{text:?}: the range's start is after its end"));
+    }
+    if a < 0 && b > 0 {
+        let to_end = if a == -1 {
+            "-1".to_owned()
+        } else {
+            format!("{a}:-1")
+        };
+        let from_start = if b == 1 {
+            "1".to_owned()
+        } else {
+            format!("1:{b}")
+        };
+        return Err(format!(
+            "{text:?}: the range's start (counted back from the month's end) is after its \
+             end (counted from its start); a range cannot run into the next month: write \
+             two, [\"{to_end}\", \"{from_start}\"]"
+        ));
+    }
+    // -1 is day 31 of the longest month.
+    if a > 0 && b < 0 && a > 32 + b {
+        return Err(format!(
+            "{text:?}: the range's start is after its end in every month"
+        ));
     }
     Ok((a, b))
 }

@@ -176,7 +176,7 @@ fn bad_ranges_are_named_by_field_and_position() {
         location: Some("Mars/Olympus"),
         times: vec![("09:00", "08:00"), ("25:00", "26:00"), ("24:00", "24:00")],
         weekdays: vec!["monday:friday", "friday:monday", "funday"],
-        days_of_month: vec!["0", "-3:-1", "10:5"],
+        days_of_month: vec!["0", "-3:-1", "10:5", "-1:1", "28:-5", "10:-1"],
         months: vec!["march:october", "13", "smarch"],
         years: vec!["2027", "1800"],
     });
@@ -190,6 +190,10 @@ fn bad_ranges_are_named_by_field_and_position() {
         "weekdays[2]: \"funday\" is not a weekday",
         "days_of_month[0]: \"0\" is not a day of the month",
         "days_of_month[2]: \"10:5\": the range's start is after its end",
+        "days_of_month[3]: \"-1:1\": the range's start (counted back from the month's end) is \
+         after its end (counted from its start); a range cannot run into the next month: \
+         write two, [\"-1\", \"1\"]",
+        "days_of_month[4]: \"28:-5\": the range's start is after its end in every month",
         "months[1]: \"13\" is not a month",
         "months[2]: \"smarch\" is not a month",
         "years[1]: \"1800\" is not a year",
@@ -225,4 +229,18 @@ fn an_interval_that_can_never_match_is_told_apart() {
         ..IntervalSpec::default()
     });
     assert!(ever_matches(&leap_day, utc("2027-01-01T00:00:00Z")));
+}
+
+#[test]
+fn the_hosts_local_zone_is_refused_with_a_way_to_name_it() {
+    let e = errors(IntervalSpec {
+        name: "office",
+        location: Some("Local"),
+        ..IntervalSpec::default()
+    });
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("location: \"Local\" (the host's zone) is not supported: name the zone"),
+        "{e:#?}"
+    );
 }
