@@ -243,12 +243,10 @@ impl Policy {
         };
         let mut policy = Self::new(settings, seed, first_poll);
         policy.phase = phase;
-        if let Phase::Paused { until, .. } = policy.phase {
-            // At the latest as a pause starting now would end.
-            let latest = policy.pause_end(now);
-            if let Phase::Paused { until: saved, .. } = &mut policy.phase {
-                *saved = until.min(latest);
-            }
+        // At the latest as a pause starting now would end.
+        let latest = policy.pause_end(now);
+        if let Phase::Paused { until, .. } = &mut policy.phase {
+            *until = (*until).min(latest);
         }
         // When the window opens is computed now, not taken from the file.
         if let Phase::Waiting { started, .. } = policy.phase {
@@ -261,8 +259,8 @@ impl Policy {
     }
 
     /// The reboot times a restart resumes with, from a saved file: clamped
-    /// to `now` (a time in the future would hold a reboot back, or let one
-    /// through early, for longer than any cooldown).
+    /// to `now` (a time in the future would hold the next reboot back for
+    /// longer than any cooldown or `reboot_stuck_after`).
     pub fn with_reboots(mut self, saved: Reboots, now: Instant) -> Self {
         self.reboots = Reboots {
             starting_since: saved.starting_since.map(|at| at.min(now)),

@@ -257,3 +257,28 @@ fn a_budget_pause_ending_inside_a_window_keeps_the_cooldown() {
     };
     assert_eq!(*until - h.now, HOUR);
 }
+
+#[test]
+fn a_restored_pause_may_last_until_the_window_after_its_cooldown_but_no_longer() {
+    let start = clock::wall(Instant::now());
+    let settings = InstanceSettings {
+        linking_windows: open_between(start + 3 * HOUR, start + 4 * HOUR),
+        ..settings()
+    };
+    let now = Instant::now();
+    let saved = Phase::Paused {
+        started: now,
+        until: now + 30 * 86_400 * S,
+        codes_used: 3,
+    };
+    let restored = Policy::restore(settings, 1, now, now, saved);
+    let Phase::Paused { until, .. } = restored.phase() else {
+        panic!("{:?}", restored.phase())
+    };
+    let opens = clock::instant(start + 3 * HOUR);
+    assert!(
+        *until >= opens - MIN && *until <= opens + MIN,
+        "{:?} from now",
+        *until - now
+    );
+}
