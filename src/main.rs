@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use tracing::Level;
 
 use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
@@ -141,7 +142,10 @@ fn main() -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("relinkd: cannot start the async runtime: {error}");
+            telemetry::to_stderr(
+                Level::ERROR,
+                format_args!("relinkd: cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -175,9 +179,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(args) => {
-            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text))
-                .map_err(|error| eprintln!("relinkd: {error}"))
-            {
+            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text)).map_err(
+                |error| telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}")),
+            ) {
                 Ok(()) => report(demo::run(args, shutdown_signal()).await),
                 Err(()) => ExitCode::FAILURE,
             }
@@ -223,7 +227,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
 /// The config at `path`, or the reason on stderr and a failing exit code.
 fn load_config(path: &Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|error| {
-        eprintln!("relinkd: {error}");
+        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
         ExitCode::FAILURE
     })
 }
@@ -231,7 +235,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 /// Logging in `format`, or the reason (a bad `RUST_LOG`) and a failing code.
 fn start_logging(format: LogFormat) -> Result<(), ExitCode> {
     telemetry::init(format).map_err(|error| {
-        eprintln!("relinkd: {error}");
+        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
         ExitCode::FAILURE
     })
 }
@@ -287,7 +291,7 @@ async fn test_channel(path: &Path, name: &str, log_format: Option<LogFormat>) ->
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("relinkd: {error}");
+            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
             ExitCode::FAILURE
         }
     }
@@ -299,7 +303,7 @@ fn check_config(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     for warning in &config.warnings {
-        eprintln!("warning: {warning}");
+        telemetry::to_stderr(Level::WARN, format_args!("warning: {warning}"));
     }
     println!(
         "{}: ok: {} instances, {} channels, listen {}, digest {}",
@@ -319,7 +323,7 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("relinkd: {error}");
+            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
             ExitCode::FAILURE
         }
     }
