@@ -42,7 +42,9 @@ impl Delivered<'_> {
 }
 
 /// A notification's retry loop ended without delivering it: its last
-/// attempt's reason, and whether it ran out of time.
+/// attempt's reason, and whether it ran out of time. Counted always; logged
+/// at most a few times a minute per channel (an outage gives up every
+/// instance's codes), with a count of the lines held back.
 pub struct GaveUp<'a> {
     pub channel: &'a str,
     pub event: Event,
@@ -52,12 +54,15 @@ pub struct GaveUp<'a> {
 }
 
 impl GaveUp<'_> {
-    pub fn emit(&self, metrics: &DeliveryMetrics) {
+    pub fn emit(&self, metrics: &DeliveryMetrics, health: &ChannelHealth) {
         let Failure { error, expired } = self.failure;
         metrics.record(self.channel, Err(error.reason), self.elapsed);
         if *expired {
             metrics.expired(self.channel);
         }
+        let LogDecision::Log { suppressed } = health.gave_up(tokio::time::Instant::now()) else {
+            return;
+        };
         tracing::warn!(
             channel = self.channel,
             event = self.event.as_str(),
@@ -65,6 +70,7 @@ impl GaveUp<'_> {
             reason = error.reason.as_str(),
             detail = error.detail,
             expired,
+            suppressed,
             "notification not delivered"
         );
     }

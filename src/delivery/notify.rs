@@ -72,7 +72,7 @@ pub async fn notify(
             failure,
             elapsed,
         }
-        .emit(route.metrics),
+        .emit(route.metrics, route.health),
     }
     result
 }
