@@ -133,3 +133,50 @@ async fn polls_that_work_again_after_failing_say_so_once() {
     assert!(recovered[0].contains("failures=3"), "{}", recovered[0]);
     s.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_whose_receiver_refuses_connections_fails_for_a_transport_reason() {
+    let (capture, _guard) = capture_logs();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let s = Scenario::new(&["notAuthorized"])
+        .config(move |addrs| {
+            edit(
+                &fleet_toml(addrs.sim, addrs.hook, 1, ""),
+                &format!("http://{}/hook", addrs.hook),
+                &format!("http://{closed}/hook"),
+            )
+        })
+        .start()
+        .await;
+    // Past the code's 150 s: the notification is given up.
+    wait(secs(170)).await;
+    let logs = captured(&capture);
+    let attempt = lines_with(&logs, "delivery attempt failed");
+    assert!(!attempt.is_empty(), "{logs}");
+    assert!(
+        attempt[0].contains("reason=\"transport\""),
+        "{}",
+        attempt[0]
+    );
+    let gave_up = lines_with(&logs, "notification not delivered");
+    assert!(
+        gave_up
+            .first()
+            .is_some_and(|l| l.contains("reason=\"transport\"")),
+        "{logs}"
+    );
+    let scrape = s.daemon.scrape().await;
+    let failed = |reason| {
+        series_value(
+            &scrape,
+            "relinkd_deliveries_total",
+            &delivery("hook", "failure", reason),
+        )
+    };
+    assert!(failed("transport") >= Some(1.0), "{scrape}");
+    assert_eq!(failed("other"), Some(0.0), "{scrape}");
+    s.stop().await;
+}

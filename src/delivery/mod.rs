@@ -78,11 +78,16 @@ pub enum Reason {
     Expired,
     /// A 3xx: redirects are never followed.
     Redirect,
+    /// No answer to classify: the connection was refused or reset, the name
+    /// did not resolve, the TLS handshake failed.
+    Transport,
+    /// Anything else (an answer that could not be read, a template that
+    /// would not render).
     Other,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Auth,
         Reason::RateLimited,
         Reason::Client,
@@ -90,6 +95,7 @@ impl Reason {
         Reason::Timeout,
         Reason::Expired,
         Reason::Redirect,
+        Reason::Transport,
         Reason::Other,
     ];
 
@@ -102,6 +108,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Expired => "expired",
             Reason::Redirect => "redirect",
+            Reason::Transport => "transport",
             Reason::Other => "other",
         }
     }
@@ -110,7 +117,11 @@ impl Reason {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Reason::RateLimited | Reason::Server | Reason::Timeout | Reason::Other
+            Reason::RateLimited
+                | Reason::Server
+                | Reason::Timeout
+                | Reason::Transport
+                | Reason::Other
         )
     }
 }
