@@ -79,8 +79,12 @@ fn init_as(format: LogFormat, short: bool) -> Result<(), TelemetryError> {
 
 /// A line for a terminal: `10:40:15  INFO sales-line: notification delivered
 /// channel="admin" ...`. The time of day in UTC (the date is the same on
-/// every line of a demo); the instance by its name alone.
+/// every line of a demo); the instance by its name alone; wrapped to fit
+/// the terminal, continuation lines indented under the message.
 struct Short;
+
+/// Columns before a short line's message: `10:40:15  INFO `.
+const SHORT_PREFIX: usize = 15;
 
 impl<S, N> FormatEvent<S, N> for Short
 where
@@ -93,9 +97,11 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        let mut line = String::new();
+        let mut buffer = Writer::new(&mut line);
         let time = crate::clock::utc_time_of_day(crate::clock::now());
         let level = event.metadata().level();
-        write!(writer, "{} {level:>5} ", time.trim_end_matches(" UTC"))?;
+        write!(buffer, "{} {level:>5} ", time.trim_end_matches(" UTC"))?;
         for span in ctx
             .event_scope()
             .into_iter()
@@ -104,11 +110,12 @@ where
             let extensions = span.extensions();
             let fields = extensions.get::<FormattedFields<N>>();
             if let Some(name) = fields.and_then(|f| field_value(f, "instance")) {
-                write!(writer, "{name}: ")?;
+                write!(buffer, "{name}: ")?;
             }
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        ctx.field_format().format_fields(buffer.by_ref(), event)?;
+        let line = crate::terminal::wrap(&line, crate::terminal::WIDTH, SHORT_PREFIX);
+        writeln!(writer, "{line}")
     }
 }
 
