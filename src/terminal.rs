@@ -50,15 +50,14 @@ fn field_break(window: &str) -> Option<usize> {
     window
         .rmatch_indices(' ')
         .map(|(at, _)| at)
-        .filter(|&at| at >= window.len() / 2)
-        .filter(|&at| {
+        .take_while(|&at| at >= window.len() / 2)
+        .find(|&at| {
             let key: String = window[at + 1..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             !key.is_empty() && window[at + 1 + key.len()..].starts_with('=')
         })
-        .next()
 }
 
 /// `word` as one word for a POSIX shell: as it is when it has nothing a
