@@ -27,8 +27,8 @@ Exit status:
 
 #[derive(Parser)]
 #[command(
-    version = version::VERSION,
-    long_version = version::LONG,
+    // -V and --version alike: the revision, the commit date, the compiler.
+    version = version::LONG,
     about = "Keeps GREEN-API WhatsApp instances linked",
     after_help = EXIT_CODES,
 )]
@@ -219,7 +219,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man => {
-            report(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()))
+            // The man page's footer has room for one line: the version alone.
+            let command = Cli::command().version(version::VERSION);
+            report(clap_mangen::Man::new(command).render(&mut std::io::stdout()))
         }
     }
 }
