@@ -169,6 +169,12 @@ pub trait Observer: Send + Sync {
     );
     /// The notification reached `channel` at attempt `attempts`.
     fn delivered(&self, channel: &str, attempts: u32);
+    /// Whether the observer shows every attempt and the outcome to its user
+    /// (`relinkd test-channel` prints them): the log lines saying the same
+    /// are then debug, so nothing is said twice.
+    fn shows_attempts(&self) -> bool {
+        false
+    }
 }
 
 /// A way to reach admins. `send` is one attempt; retries are the caller's.
