@@ -100,6 +100,7 @@ async fn the_status_shows_a_channels_last_error_while_it_fails_and_drops_it_once
     let status = s.daemon.instance_status(FIRST_ID).await;
     let failed = &status["delivery_errors"]["hook"];
     assert_eq!(failed["error"], "server (HTTP 503)", "{status}");
+    assert_eq!(failed["reason"], "server", "{status}");
     assert!(failed["attempt"].as_u64().unwrap() >= 2, "{status}");
     assert!(failed["at"].as_str().unwrap().ends_with('Z'), "{status}");
 
@@ -167,6 +168,11 @@ async fn a_channel_whose_receiver_refuses_connections_fails_for_a_transport_reas
             .first()
             .is_some_and(|l| l.contains("reason=\"transport\"")),
         "{logs}"
+    );
+    let status = s.daemon.instance_status(FIRST_ID).await;
+    assert_eq!(
+        status["delivery_errors"]["hook"]["reason"], "transport",
+        "{status}"
     );
     let scrape = s.daemon.scrape().await;
     let failed = |reason| {
