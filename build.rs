@@ -20,8 +20,9 @@ fn main() {
         .ok()
         .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
-    // The commit's date, not the build's: the same source builds the same
-    // version text.
+    // The commit's date, not the build's (`committed:` in --version): the
+    // same source builds the same binary. The variable keeps its old name
+    // for packagers who set it.
     let date = std::env::var("RELINKD_BUILD_DATE")
         .ok()
         .or_else(|| output("git", &["log", "-1", "--format=%cs"]))

@@ -91,7 +91,7 @@ pub async fn run(
          - simulated GREEN-API: http://{sim_addr} (instances: http://{sim_addr}/sim/instances)\n\
          - config used:         {}\n\
          - metrics:             http://{listen}/metrics\n\
-         - fleet status:        {relinkd} status --config {config}\n\
+         - fleet status, from another terminal:\n    {relinkd} status --config {config}\n\
          - sales-line is unlinked: watch its code arrive below; a simulated admin enters it \
            after {}.\n\
          - promo-line is restricted (yellowCard): one alert, no codes.\n\
@@ -100,8 +100,8 @@ pub async fn run(
         config_path.display(),
         humantime::format_duration(args.admin_delay),
         humantime::format_duration(args.drop_after),
-        config = config_path.display(),
-        relinkd = this_binary(),
+        config = crate::terminal::shell_quote(&path_str(&config_path)),
+        relinkd = crate::terminal::shell_quote(&this_binary()),
     );
 
     let drop_after = args.drop_after;

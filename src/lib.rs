@@ -35,4 +35,5 @@ mod service;
 mod shutdown;
 mod state;
 mod template;
+mod terminal;
 mod validation;

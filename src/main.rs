@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use tracing::Level;
 
 use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
@@ -26,8 +27,8 @@ Exit status:
 
 #[derive(Parser)]
 #[command(
-    version = version::VERSION,
-    long_version = version::LONG,
+    // -V and --version alike: the revision, the commit date, the compiler.
+    version = version::LONG,
     about = "Keeps GREEN-API WhatsApp instances linked",
     after_help = EXIT_CODES,
 )]
@@ -142,7 +143,10 @@ fn main() -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("relinkd: cannot start the async runtime: {error}");
+            telemetry::to_stderr(
+                Level::ERROR,
+                format_args!("relinkd: cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -176,9 +180,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(args) => {
-            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text))
-                .map_err(|error| eprintln!("relinkd: {error}"))
-            {
+            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text)).map_err(
+                |error| telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}")),
+            ) {
                 Ok(()) => report(demo::run(args, shutdown_signal()).await),
                 Err(()) => ExitCode::FAILURE,
             }
@@ -216,7 +220,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man => {
-            report(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()))
+            // The man page's footer has room for one line: the version alone.
+            let command = Cli::command().version(version::VERSION);
+            report(clap_mangen::Man::new(command).render(&mut std::io::stdout()))
         }
     }
 }
@@ -224,7 +230,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
 /// The config at `path`, or the reason on stderr and a failing exit code.
 fn load_config(path: &Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|error| {
-        eprintln!("relinkd: {error}");
+        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
         ExitCode::FAILURE
     })
 }
@@ -232,7 +238,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 /// Logging in `format`, or the reason (a bad `RUST_LOG`) and a failing code.
 fn start_logging(format: LogFormat) -> Result<(), ExitCode> {
     telemetry::init(format).map_err(|error| {
-        eprintln!("relinkd: {error}");
+        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
         ExitCode::FAILURE
     })
 }
@@ -288,7 +294,7 @@ async fn test_channel(path: &Path, name: &str, log_format: Option<LogFormat>) ->
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("relinkd: {error}");
+            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
             ExitCode::FAILURE
         }
     }
@@ -300,7 +306,7 @@ fn check_config(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     for warning in &config.warnings {
-        eprintln!("warning: {warning}");
+        telemetry::to_stderr(Level::WARN, format_args!("warning: {warning}"));
     }
     println!(
         "{}: ok: {} instances, {} channels, listen {}, digest {}",
@@ -320,7 +326,7 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("relinkd: {error}");
+            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
             ExitCode::FAILURE
         }
     }

@@ -79,8 +79,12 @@ fn init_as(format: LogFormat, short: bool) -> Result<(), TelemetryError> {
 
 /// A line for a terminal: `10:40:15  INFO sales-line: notification delivered
 /// channel="admin" ...`. The time of day in UTC (the date is the same on
-/// every line of a demo); the instance by its name alone.
+/// every line of a demo); the instance by its name alone; wrapped to fit
+/// the terminal, continuation lines indented under the message.
 struct Short;
+
+/// Columns before a short line's message: `10:40:15  INFO `.
+const SHORT_PREFIX: usize = 15;
 
 impl<S, N> FormatEvent<S, N> for Short
 where
@@ -93,9 +97,11 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        let mut line = String::new();
+        let mut buffer = Writer::new(&mut line);
         let time = crate::clock::utc_time_of_day(crate::clock::now());
         let level = event.metadata().level();
-        write!(writer, "{} {level:>5} ", time.trim_end_matches(" UTC"))?;
+        write!(buffer, "{} {level:>5} ", time.trim_end_matches(" UTC"))?;
         for span in ctx
             .event_scope()
             .into_iter()
@@ -104,11 +110,12 @@ where
             let extensions = span.extensions();
             let fields = extensions.get::<FormattedFields<N>>();
             if let Some(name) = fields.and_then(|f| field_value(f, "instance")) {
-                write!(writer, "{name}: ")?;
+                write!(buffer, "{name}: ")?;
             }
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        ctx.field_format().format_fields(buffer.by_ref(), event)?;
+        let line = crate::terminal::wrap(&line, crate::terminal::WIDTH, SHORT_PREFIX);
+        writeln!(writer, "{line}")
     }
 }
 
@@ -168,33 +175,36 @@ impl<'a> MakeWriter<'a> for Stderr {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        Line { prefix: None }
+        Line {
+            prefix: None,
+            at_line_start: true,
+        }
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
         Line {
             prefix: self.journal.then(|| priority(meta.level())),
+            at_line_start: true,
         }
     }
 }
 
-/// One formatted line on its way to stderr.
+/// One formatted event on its way to stderr.
 struct Line {
-    /// Written once, before the line (the formatter writes a whole line at a
-    /// time), and in the same write, so threads cannot interleave them.
+    /// Put before each of the event's lines, its continuation lines too (a
+    /// reload's list of problems): journald stores each line as an entry of
+    /// its own, at info unless it has a prefix.
     prefix: Option<&'static [u8]>,
+    /// Whether the next byte written starts a line.
+    at_line_start: bool,
 }
 
 impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut stderr = std::io::stderr().lock();
-        match self.prefix.take() {
-            Some(prefix) => {
-                let mut line = Vec::with_capacity(prefix.len() + buf.len());
-                line.extend_from_slice(prefix);
-                line.extend_from_slice(buf);
-                stderr.write_all(&line)?;
-            }
+        match self.prefix {
+            // One write, so threads cannot interleave a prefix and its line.
+            Some(prefix) => stderr.write_all(&prefixed(prefix, buf, &mut self.at_line_start))?,
             None => stderr.write_all(buf)?,
         }
         Ok(buf.len())
@@ -203,6 +213,34 @@ impl Write for Line {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// `buf` with `prefix` at the start of each line; `at_line_start` says
+/// whether `buf` begins one and is left saying whether the next write does.
+fn prefixed(prefix: &[u8], buf: &[u8], at_line_start: &mut bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() + prefix.len());
+    for piece in buf.split_inclusive(|&b| b == b'\n') {
+        if *at_line_start {
+            out.extend_from_slice(prefix);
+        }
+        out.extend_from_slice(piece);
+        *at_line_start = piece.ends_with(b"\n");
+    }
+    out
+}
+
+/// Writes `text` and a newline to stderr outside the logger (start-up
+/// errors, `check-config`'s findings, a command's failure). When stderr is
+/// the journal (as under the unit's `ExecStartPre`), each of its lines
+/// carries `level`'s priority, as log lines do.
+pub fn to_stderr(level: Level, text: impl std::fmt::Display) {
+    let text = format!("{text}\n");
+    let mut stderr = std::io::stderr().lock();
+    let _ = if stderr_is_the_journal() {
+        stderr.write_all(&prefixed(priority(&level), text.as_bytes(), &mut true))
+    } else {
+        stderr.write_all(text.as_bytes())
+    };
 }
 
 /// One JSON object per line: time, level, target, message, the line's
@@ -257,6 +295,17 @@ mod tests {
         assert!(filter(Some("  ")).is_ok());
         assert!(filter(None).is_ok());
         assert!(filter(Some("relinkd=debug,info")).is_ok());
+    }
+
+    #[test]
+    fn every_line_of_a_multi_line_event_gets_the_prefix_even_across_writes() {
+        let mut start = true;
+        let out = prefixed(b"<3>", b"reload failed: 2 problems:\n  a\n  b", &mut start);
+        assert_eq!(out, b"<3>reload failed: 2 problems:\n<3>  a\n<3>  b");
+        assert!(!start);
+        assert_eq!(prefixed(b"<3>", b" c\n", &mut start), b" c\n");
+        assert!(start);
+        assert_eq!(prefixed(b"<3>", b"d\n", &mut start), b"<3>d\n");
     }
 
     #[test]

@@ -63,6 +63,12 @@ impl Observer for Printer {
     fn delivered(&self, _channel: &str, attempts: u32) {
         self.attempts.store(attempts, Ordering::Relaxed);
     }
+
+    /// Each attempt is printed here and the outcome by the command: the
+    /// delivery's own log lines would say it all again.
+    fn shows_attempts(&self) -> bool {
+        true
+    }
 }
 
 /// Why the test message failed, in words: the real reason, and whether

@@ -3,16 +3,18 @@
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("RELINKD_REVISION");
-pub const BUILD_DATE: &str = env!("RELINKD_BUILD_DATE");
+/// The commit's date (`RELINKD_BUILD_DATE` when a packager sets it).
+pub const COMMIT_DATE: &str = env!("RELINKD_BUILD_DATE");
 pub const RUSTC: &str = env!("RELINKD_RUSTC");
 
-/// `relinkd --version`.
+/// `relinkd --version` and `-V`. The date is the commit's, not the build's:
+/// the same source builds the same binary (reproducible builds).
 pub const LONG: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    "\nrevision: ",
+    "\nrevision:  ",
     env!("RELINKD_REVISION"),
-    "\nbuilt:    ",
+    "\ncommitted: ",
     env!("RELINKD_BUILD_DATE"),
-    "\ncompiler: ",
+    "\ncompiler:  ",
     env!("RELINKD_RUSTC"),
 );

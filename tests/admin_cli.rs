@@ -14,8 +14,25 @@ use tokio::net::TcpListener;
 async fn daemon_with_config_file(
     ttl: u64,
 ) -> (Daemon, tempfile::TempDir, relinkd::sim::Simulator, Receiver) {
+    let started = start_daemon(ttl, |_| {}).await;
+    eventually(
+        Duration::from_secs(10),
+        "instance 1's code is delivered",
+        || !started.3.codes().is_empty(),
+    )
+    .await;
+    started
+}
+
+/// The daemon of `daemon_with_config_file`, its hook set up by `hook_setup`
+/// first; returns at once.
+async fn start_daemon(
+    ttl: u64,
+    hook_setup: impl FnOnce(&Receiver),
+) -> (Daemon, tempfile::TempDir, relinkd::sim::Simulator, Receiver) {
     let (sim, sim_addr) = start_sim(secs(ttl), &["authorized", "notAuthorized"]).await;
     let (hook, hook_addr) = Receiver::start().await;
+    hook_setup(&hook);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let toml = edit(
@@ -30,12 +47,6 @@ async fn daemon_with_config_file(
     );
     let (config, dir) = load_config(&toml);
     let daemon = Daemon::start_on(config, listener).await;
-    eventually(
-        Duration::from_secs(10),
-        "instance 1's code is delivered",
-        || !hook.codes().is_empty(),
-    )
-    .await;
     (daemon, dir, sim, hook)
 }
 
@@ -87,6 +98,50 @@ async fn status_prints_a_table_of_the_fleet_without_secrets() {
     Sweep::default()
         .codes(codes)
         .assert_clean("relinkd status", &stdout);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_failing_channels_last_error_under_the_table_then_the_summary() {
+    let (daemon, dir, _sim, hook) = start_daemon(150, |hook| hook.fail_for(secs(600), 503)).await;
+    let dir = std::sync::Arc::new(dir);
+    let unlinked = FIRST_ID + 1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while daemon.instance_status(unlinked).await["delivery_errors"]["hook"].is_null() {
+        assert!(std::time::Instant::now() < deadline, "no delivery error");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run(&dir, &["status"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The table (a header, two instances), the errors, the summary last.
+    assert!(lines[0].starts_with("ID "), "{stdout}");
+    assert_eq!(
+        lines[3], "delivery errors (last failed attempt per channel):",
+        "{stdout}"
+    );
+    assert!(
+        lines[4].starts_with(&format!(
+            "  line-1 ({unlinked}) via hook: server (HTTP 503), attempt "
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"2 instances: 1 linked, 1 linking, 0 paused"),
+        "the summary ends it, restricted left out at 0:\n{stdout}"
+    );
+    assert!(hook.codes().is_empty(), "the hook took nothing");
+    let json = run(&dir, &["status", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let failed = &json["instances"][1]["delivery_errors"]["hook"];
+    assert_eq!(failed["reason"], "server", "{json}");
+    assert_eq!(failed["error"], "server (HTTP 503)", "{json}");
     daemon.stop().await;
 }
 

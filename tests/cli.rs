@@ -303,16 +303,22 @@ fn the_starter_config_passes_check_config_once_its_variables_are_set() {
 }
 
 #[test]
-fn version_names_the_revision_the_build_date_and_the_compiler() {
+fn version_and_v_name_the_revision_the_commit_date_and_the_compiler() {
     let out = relinkd().arg("--version").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.starts_with(&format!("relinkd {}\n", env!("CARGO_PKG_VERSION"))),
         "{text}"
     );
-    for field in ["revision: ", "built:    ", "compiler: rustc "] {
+    for field in ["revision:  ", "committed: ", "compiler:  rustc "] {
         assert!(text.contains(field), "{field:?} missing in:\n{text}");
     }
+    let short = relinkd().arg("-V").output().unwrap();
+    assert_eq!(
+        String::from_utf8(short.stdout).unwrap(),
+        text,
+        "-V is --version"
+    );
 }
 
 #[test]
@@ -330,6 +336,11 @@ fn completions_and_the_man_page_are_generated() {
     assert!(
         man.starts_with(".ie") || man.contains(".TH relinkd"),
         "{man}"
+    );
+    let title = man.lines().find(|l| l.starts_with(".TH")).unwrap();
+    assert!(
+        title.contains(&format!("relinkd {}", env!("CARGO_PKG_VERSION"))),
+        "the man page's title has the version alone: {title}"
     );
     assert!(
         man.contains("Exit status"),

@@ -416,6 +416,19 @@ fn every_alert_has_a_runbook_url_to_its_paragraph_in_the_readme() {
 }
 
 #[test]
+fn the_rules_name_the_scrape_job_in_one_line_only() {
+    // Outside comments: the recording rule's selector, and nothing else (an
+    // alert's text that named the job would go stale when it is changed).
+    let naming: Vec<&str> = RULES
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.contains("job=") || l.contains("job_name"))
+        .collect();
+    assert_eq!(naming, ["expr: up{job=\"relinkd\"}"], "{naming:#?}");
+}
+
+#[test]
 fn metric_names_skip_strings_ranges_labels_and_variables() {
     let names = metric_names(
         "sum by (job) (rate(relinkd_state_polls_total{job=~\"$job\",name=\"relinkd_fake\"}[$__rate_interval])) \

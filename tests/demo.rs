@@ -8,16 +8,22 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The widest log line the demo may print (a wide terminal).
-const WIDEST_LINE: usize = 140;
+/// The widest line the demo may print: its log and its console channel
+/// fit a 120-column terminal.
+const WIDEST_LINE: usize = 120;
 
-/// Runs the demo until sales-line is linked again; its stdout and stderr.
+/// Runs the demo until sales-line is linked again, its files (the config
+/// the status hint names) in a directory whose name has a space; its stdout
+/// and stderr.
 fn demo_until_linked(dir: &tempfile::TempDir) -> (String, String) {
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let tmp = dir.path().join("a tmp dir");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_relinkd"))
             .args(["demo", "--listen", "127.0.0.1:0", "--admin-delay", "1s"])
             .args(["--drop-after", "1h"])
+            .env("TMPDIR", &tmp)
             .env_remove("RUST_LOG")
             .env_remove("JOURNAL_STREAM")
             .env_remove("RELINKD_LOG_FORMAT")
@@ -43,18 +49,25 @@ fn demo_until_linked(dir: &tempfile::TempDir) -> (String, String) {
     (read(&out), read(&err))
 }
 
-/// Runs the "fleet status:" line of the demo's banner exactly as printed,
-/// from another directory and with nothing on PATH.
-fn run_status_hint(stdout: &str) -> String {
-    let hint = stdout
-        .lines()
-        .find_map(|l| l.split_once("fleet status:"))
-        .map(|(_, command)| command.trim().to_owned())
+/// The command on the line after the banner's "fleet status" (a line of its
+/// own: its length is its two paths').
+fn status_hint(stdout: &str) -> &str {
+    let mut lines = stdout.lines();
+    lines
+        .by_ref()
+        .find(|l| l.contains("fleet status"))
         .expect("the banner has a fleet status hint");
-    let mut words = hint.split_whitespace();
-    let program = words.next().unwrap();
-    let output = Command::new(program)
-        .args(words)
+    lines.next().expect("the command follows").trim()
+}
+
+/// Runs the demo banner's status hint exactly as printed, through a shell
+/// (as someone pasting it would), from another directory and with nothing
+/// on PATH.
+fn run_status_hint(stdout: &str) -> String {
+    let hint = status_hint(stdout);
+    assert!(hint.contains("a tmp dir"), "{hint}");
+    let output = Command::new("/bin/sh")
+        .args(["-c", hint])
         .current_dir("/")
         .env("PATH", "")
         .stdin(Stdio::null())
@@ -67,9 +80,13 @@ fn run_status_hint(stdout: &str) -> String {
 #[test]
 fn the_demo_hints_run_as_printed_and_its_lines_fit_a_terminal_one_per_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, stderr) = demo_until_linked(&dir);
+    let (stdout, stderr) = demo_until_linked(&dir);
 
-    for line in stderr.lines() {
+    let hint = status_hint(&stdout);
+    for line in stderr.lines().chain(stdout.lines()) {
+        if line.trim() == hint {
+            continue;
+        }
         assert!(
             line.chars().count() <= WIDEST_LINE,
             "a {}-character line:\n{line}",

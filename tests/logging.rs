@@ -163,3 +163,148 @@ fn json_lines_under_the_journal_carry_the_priority_too() {
     assert_eq!(json["wa_instance"], 1101000001u64);
     assert_eq!(json["instance"], "sales-line");
 }
+
+/// A config with two problems: its error is two lines.
+const TWO_PROBLEMS: &str = "[[instance]]\nid = 1101000001\nname = \"sales-line\"\n\
+     api_url = \"http://127.0.0.1:9\"\nphone = 441234567890\nchannels = [\"nope\"]\n";
+
+/// Runs `relinkd ARGS` to its end with stderr in a file that
+/// `JOURNAL_STREAM` names; its exit success and its stderr lines.
+fn under_the_journal(args: &[&std::ffi::OsStr]) -> (bool, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let file = std::fs::File::create(&log).unwrap();
+    let status = without_proxies(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_relinkd"
+    )))
+    .args(args)
+    .env_remove("RUST_LOG")
+    .env_remove("RELINKD_LOG_FORMAT")
+    .env("JOURNAL_STREAM", journal_stream(&file))
+    .stdout(Stdio::null())
+    .stderr(Stdio::from(file))
+    .status()
+    .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    (status.success(), text.lines().map(str::to_owned).collect())
+}
+
+fn assert_each_line_starts_with(lines: &[String], prefix: &str) {
+    assert!(!lines.is_empty(), "nothing on stderr");
+    for line in lines {
+        assert!(
+            line.starts_with(prefix),
+            "{prefix} missing:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+#[test]
+fn under_the_journal_a_bad_configs_error_is_an_error_on_every_line_at_start_and_in_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relinkd.toml");
+    std::fs::write(&path, TWO_PROBLEMS).unwrap();
+    for command in ["run", "check-config"] {
+        let (ok, lines) =
+            under_the_journal(&[command.as_ref(), "--config".as_ref(), path.as_ref()]);
+        assert!(!ok, "{command} accepted a bad config");
+        assert_eq!(
+            lines.len(),
+            2,
+            "{command}: two problems, two lines:\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            lines[0].starts_with("<3>relinkd: "),
+            "{command}: {}",
+            lines[0]
+        );
+        assert_each_line_starts_with(&lines, "<3>");
+    }
+}
+
+#[test]
+fn under_the_journal_check_configs_warnings_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(&dir);
+    let (ok, lines) =
+        under_the_journal(&["check-config".as_ref(), "--config".as_ref(), path.as_ref()]);
+    assert!(ok, "{}", lines.join("\n"));
+    let warning = lines
+        .iter()
+        .find(|l| l.contains("is written inline"))
+        .expect("the inline-token warning");
+    assert!(warning.starts_with("<4>warning: "), "{warning}");
+    assert_each_line_starts_with(&lines, "<4>");
+}
+
+#[test]
+fn under_the_journal_an_invalid_rust_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(&dir);
+    let log = dir.path().join("stderr");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut command = relinkd_run(&path);
+    command
+        .env("RUST_LOG", "relinkd=loud")
+        .env("JOURNAL_STREAM", journal_stream(&file))
+        .stderr(Stdio::from(file));
+    assert!(!command.status().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert!(lines[0].starts_with("<3>relinkd: RUST_LOG="), "{text}");
+    assert_each_line_starts_with(&lines, "<3>");
+}
+
+#[test]
+fn under_the_journal_each_line_of_a_failed_reloads_error_carries_the_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(&dir);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let log = dir.path().join("stderr");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut command = relinkd_run(&path);
+    command.env("JOURNAL_STREAM", journal_stream(&file));
+    let mut child = KillOnDrop(command.stderr(Stdio::from(file)).spawn().unwrap());
+    let read = || std::fs::read_to_string(&log).unwrap();
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !read().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("relinkd running");
+    // Two problems: an unknown channel and a missing phone.
+    let bad = good
+        .replace("channels = [\"ops\"]", "channels = [\"nope\"]")
+        .replace("phone = 441234567890\n", "");
+    assert_ne!(bad, good);
+    std::fs::write(&path, bad).unwrap();
+    signal(&child.0, "HUP");
+    wait_for("config reload failed");
+    signal(&child.0, "TERM");
+    assert!(wait_exit(&mut child.0, Duration::from_secs(10)).success());
+    let text = read();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("config reload failed"))
+        .unwrap();
+    assert!(lines[first].starts_with("<3>ERROR "), "{}", lines[first]);
+    assert!(
+        lines[first + 1].starts_with("<3>") && lines[first + 1].contains("unknown channel"),
+        "the second problem is an error line of its own:\n{text}"
+    );
+    for line in &lines {
+        assert!(
+            line.starts_with('<') && line.as_bytes()[2] == b'>',
+            "a line without a priority:\n{text}"
+        );
+    }
+}

@@ -5,6 +5,18 @@
 
 use std::time::Duration;
 
+/// `tracing::$level!(...)`, or `debug!` when something else already shows
+/// the same to the user (`shown`).
+macro_rules! unless_shown {
+    ($shown:expr, $level:ident, $($arg:tt)+) => {
+        if $shown {
+            tracing::debug!($($arg)+)
+        } else {
+            tracing::$level!($($arg)+)
+        }
+    };
+}
+
 use super::health::{ChannelHealth, LogDecision};
 use super::metrics::DeliveryMetrics;
 use super::{Event, Failure, SendError};
@@ -18,7 +30,8 @@ pub struct Delivered<'a> {
     /// `Some(n)`: the channel had failed `n` attempts (for any instance)
     /// since it last delivered.
     pub recovered_after: Option<u64>,
-    /// The channel's own output showed the delivery: the line is debug.
+    /// The channel's own output, or the observer, showed the delivery: the
+    /// line is debug.
     pub shown: bool,
 }
 
@@ -33,38 +46,51 @@ impl Delivered<'_> {
             );
         }
         let (channel, event, attempts) = (self.channel, self.event.as_str(), self.attempts);
-        if self.shown {
-            tracing::debug!(channel, event, attempts, "notification delivered");
-        } else {
-            tracing::info!(channel, event, attempts, "notification delivered");
-        }
+        unless_shown!(
+            self.shown,
+            info,
+            channel,
+            event,
+            attempts,
+            "notification delivered"
+        );
     }
 }
 
 /// A notification's retry loop ended without delivering it: its last
-/// attempt's reason, and whether it ran out of time.
+/// attempt's reason, and whether it ran out of time. Counted always; logged
+/// at most a few times a minute per channel (an outage gives up every
+/// instance's codes), with a count of the lines held back.
 pub struct GaveUp<'a> {
     pub channel: &'a str,
     pub event: Event,
     pub attempts: u32,
     pub failure: &'a Failure,
     pub elapsed: Duration,
+    /// The observer showed it: the line is debug.
+    pub shown: bool,
 }
 
 impl GaveUp<'_> {
-    pub fn emit(&self, metrics: &DeliveryMetrics) {
+    pub fn emit(&self, metrics: &DeliveryMetrics, health: &ChannelHealth) {
         let Failure { error, expired } = self.failure;
         metrics.record(self.channel, Err(error.reason), self.elapsed);
         if *expired {
             metrics.expired(self.channel);
         }
-        tracing::warn!(
+        let LogDecision::Log { suppressed } = health.gave_up(tokio::time::Instant::now()) else {
+            return;
+        };
+        unless_shown!(
+            self.shown,
+            warn,
             channel = self.channel,
             event = self.event.as_str(),
             attempts = self.attempts,
             reason = error.reason.as_str(),
             detail = error.detail,
             expired,
+            suppressed,
             "notification not delivered"
         );
     }
@@ -79,6 +105,8 @@ pub struct AttemptFailed<'a> {
     pub attempt: u32,
     pub error: &'a SendError,
     pub retry_in: Option<Duration>,
+    /// The observer showed it: the line is debug.
+    pub shown: bool,
 }
 
 impl AttemptFailed<'_> {
@@ -88,7 +116,9 @@ impl AttemptFailed<'_> {
             return;
         };
         let retry_in = self.retry_in.map(|d| format!("{d:.1?}"));
-        tracing::warn!(
+        unless_shown!(
+            self.shown,
+            warn,
             channel = self.channel,
             event = self.event.as_str(),
             attempt = self.attempt,

@@ -2,14 +2,14 @@
 //! attempts have failed since it last delivered (to say when it recovers),
 //! and how many failure lines it has logged lately (so an outage logs a few
 //! lines a minute per channel, with a count of the rest, rather than one
-//! per attempt of every instance).
+//! per attempt, or per given-up notification, of every instance).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Failed-attempt lines a channel logs per window; the rest are counted.
+/// Lines of one kind a channel logs per window; the rest are counted.
 const LINES_PER_WINDOW: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -23,13 +23,44 @@ pub struct ChannelHealth {
 struct State {
     /// Failed attempts since the channel last delivered.
     failed_since_success: u64,
-    /// Start of the current log window, and lines logged and held back in it.
+    /// "delivery attempt failed" lines.
+    attempts: Limit,
+    /// "notification not delivered" lines: a budget of their own, so a
+    /// notification's end is logged even while its attempts are held back.
+    give_ups: Limit,
+}
+
+/// A few lines of one kind per window.
+#[derive(Default)]
+struct Limit {
+    /// Start of the current window, and lines logged and held back in it.
     window_start: Option<Instant>,
     logged: u32,
     suppressed: u64,
 }
 
-/// Whether to log a failed attempt.
+impl Limit {
+    fn decide(&mut self, now: Instant) -> LogDecision {
+        let new_window = self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= WINDOW);
+        if new_window {
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < LINES_PER_WINDOW {
+            self.logged += 1;
+            LogDecision::Log {
+                suppressed: std::mem::take(&mut self.suppressed),
+            }
+        } else {
+            self.suppressed = self.suppressed.saturating_add(1);
+            LogDecision::Suppress
+        }
+    }
+}
+
+/// Whether to log a failure line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogDecision {
     /// Log it, and say how many lines were held back before it.
@@ -47,22 +78,12 @@ impl ChannelHealth {
     pub fn attempt_failed(&self, now: Instant) -> LogDecision {
         let mut state = self.lock();
         state.failed_since_success = state.failed_since_success.saturating_add(1);
-        let new_window = state
-            .window_start
-            .is_none_or(|start| now.saturating_duration_since(start) >= WINDOW);
-        if new_window {
-            state.window_start = Some(now);
-            state.logged = 0;
-        }
-        if state.logged < LINES_PER_WINDOW {
-            state.logged += 1;
-            LogDecision::Log {
-                suppressed: std::mem::take(&mut state.suppressed),
-            }
-        } else {
-            state.suppressed = state.suppressed.saturating_add(1);
-            LogDecision::Suppress
-        }
+        state.attempts.decide(now)
+    }
+
+    /// A notification was given up at `now` (its metrics count it anyway).
+    pub fn gave_up(&self, now: Instant) -> LogDecision {
+        self.lock().give_ups.decide(now)
     }
 
     /// The channel delivered; `Some(n)`: it recovers after `n` failed
@@ -99,5 +120,29 @@ mod tests {
         );
         assert_eq!(health.delivered(), Some(u64::from(LINES_PER_WINDOW) + 8));
         assert_eq!(health.delivered(), None, "recovered once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_up_notifications_have_a_budget_of_their_own() {
+        let health = ChannelHealth::default();
+        let now = Instant::now();
+        for _ in 0..LINES_PER_WINDOW + 3 {
+            let _ = health.attempt_failed(now);
+        }
+        for _ in 0..LINES_PER_WINDOW {
+            assert_eq!(health.gave_up(now), LogDecision::Log { suppressed: 0 });
+        }
+        for _ in 0..4 {
+            assert_eq!(health.gave_up(now), LogDecision::Suppress);
+        }
+        assert_eq!(
+            health.gave_up(now + WINDOW),
+            LogDecision::Log { suppressed: 4 }
+        );
+        assert_eq!(
+            health.delivered(),
+            Some(u64::from(LINES_PER_WINDOW) + 3),
+            "give-ups are not attempts"
+        );
     }
 }

@@ -53,10 +53,14 @@ pub async fn post_json(
         .map_err(transport_error)
 }
 
-/// A transport error, without the URL (it may hold a secret).
+/// A transport error, without the URL (it may hold a secret). Connecting
+/// (refused, DNS, TLS), sending and reading the answer failing are
+/// `transport`; `other` is what reqwest cannot place.
 pub fn transport_error(err: reqwest::Error) -> SendError {
     let reason = if err.is_timeout() {
         Reason::Timeout
+    } else if err.is_connect() || err.is_request() || err.is_body() {
+        Reason::Transport
     } else {
         Reason::Other
     };

@@ -78,11 +78,16 @@ pub enum Reason {
     Expired,
     /// A 3xx: redirects are never followed.
     Redirect,
+    /// No answer to classify: the connection was refused or reset, the name
+    /// did not resolve, the TLS handshake failed.
+    Transport,
+    /// Anything else (an answer that could not be read, a template that
+    /// would not render).
     Other,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Auth,
         Reason::RateLimited,
         Reason::Client,
@@ -90,6 +95,7 @@ impl Reason {
         Reason::Timeout,
         Reason::Expired,
         Reason::Redirect,
+        Reason::Transport,
         Reason::Other,
     ];
 
@@ -102,6 +108,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Expired => "expired",
             Reason::Redirect => "redirect",
+            Reason::Transport => "transport",
             Reason::Other => "other",
         }
     }
@@ -110,7 +117,11 @@ impl Reason {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Reason::RateLimited | Reason::Server | Reason::Timeout | Reason::Other
+            Reason::RateLimited
+                | Reason::Server
+                | Reason::Timeout
+                | Reason::Transport
+                | Reason::Other
         )
     }
 }
@@ -158,6 +169,12 @@ pub trait Observer: Send + Sync {
     );
     /// The notification reached `channel` at attempt `attempts`.
     fn delivered(&self, channel: &str, attempts: u32);
+    /// Whether the observer shows every attempt and the outcome to its user
+    /// (`relinkd test-channel` prints them): the log lines saying the same
+    /// are then debug, so nothing is said twice.
+    fn shows_attempts(&self) -> bool {
+        false
+    }
 }
 
 /// A way to reach admins. `send` is one attempt; retries are the caller's.

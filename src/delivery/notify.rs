@@ -60,8 +60,12 @@ pub async fn notify(
                 event,
                 attempts,
                 elapsed,
-                recovered_after: route.health.delivered(),
-                shown: route.channel.shows_its_deliveries(),
+                // A recovery means nothing to an observer's one message.
+                recovered_after: route
+                    .health
+                    .delivered()
+                    .filter(|_| !observer.shows_attempts()),
+                shown: route.channel.shows_its_deliveries() || observer.shows_attempts(),
             }
             .emit(route.metrics);
         }
@@ -71,8 +75,9 @@ pub async fn notify(
             attempts,
             failure,
             elapsed,
+            shown: observer.shows_attempts(),
         }
-        .emit(route.metrics),
+        .emit(route.metrics, route.health),
     }
     result
 }
@@ -170,6 +175,7 @@ fn failed(
         attempt,
         error,
         retry_in,
+        shown: observer.shows_attempts(),
     }
     .emit(route.health);
 }

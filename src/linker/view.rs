@@ -47,6 +47,10 @@ pub struct InstanceStatus {
 /// A channel's last failed attempt for an instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeliveryError {
+    /// The reason alone, for machines: `server`, `transport`, ... (the
+    /// `reason` label of relinkd_deliveries_total).
+    #[serde(default)]
+    pub reason: String,
     /// The reason and the detail, e.g. `server (HTTP 503)`.
     pub error: String,
     /// The attempt's number within its notification.
@@ -334,6 +338,7 @@ impl Observer for InstanceView {
         _retry_in: Option<Duration>,
     ) {
         let failed = DeliveryError {
+            reason: error.reason.as_str().to_owned(),
             error: error.to_string(),
             attempt,
             at: rfc3339(clock::now()),

@@ -12,6 +12,9 @@ use crate::redact::Redactor;
 
 pub use config::{Config, TYPE};
 
+/// Columns a message is wrapped at, for the terminal it is read on.
+const MESSAGE_WIDTH: usize = 100;
+
 pub struct Console {
     name: String,
     /// Empty: the console holds no secret.
@@ -50,7 +53,8 @@ impl Channel for Console {
 
     fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
-            let text = self.templates.body(notification)?;
+            // Wrapped: a message's prose runs longer than a terminal.
+            let text = crate::terminal::wrap(&self.templates.body(notification)?, MESSAGE_WIDTH, 0);
             let mut out = std::io::stdout().lock();
             writeln!(out, "\n──── {} ────\n{text}\n", self.name)
                 .and_then(|()| out.flush())

@@ -128,8 +128,12 @@ fn classify(error: lettre::transport::smtp::Error) -> SendError {
         }
     } else if error.is_transient() {
         Reason::Server
-    } else {
+    } else if error.is_client() || error.is_response() || error.is_transport_shutdown() {
+        // Ours, or an answer that is not SMTP.
         Reason::Other
+    } else {
+        // Connecting, the network or TLS.
+        Reason::Transport
     };
     SendError::new(reason, format!("SMTP: {error}"))
 }

@@ -87,7 +87,8 @@ fn classify(error: ApiError) -> SendError {
         ApiError::QuotaExceeded | ApiError::Client { .. } => Reason::Client,
         ApiError::Server { .. } => Reason::Server,
         ApiError::Timeout => Reason::Timeout,
-        ApiError::Transport(_) | ApiError::BadBody(_) => Reason::Other,
+        ApiError::Transport(_) => Reason::Transport,
+        ApiError::BadBody(_) => Reason::Other,
     };
     SendError {
         reason,
