@@ -11,7 +11,7 @@ use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
 use relinkd::daemon::Daemon;
-use relinkd::{admin_client, demo, sim, telemetry, version};
+use relinkd::{admin_client, demo, manual, sim, telemetry, version};
 
 const DEFAULT_CONFIG: &str = "/etc/relinkd/relinkd.toml";
 
@@ -121,8 +121,13 @@ enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page relinkd(1) (roff), or write every page.
+    Man {
+        /// Write relinkd.1 and a page per subcommand (relinkd-run.1, ...)
+        /// into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,8 +219,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Man => {
-            report(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()))
+        Command::Man { dir: None } => {
+            report(manual::render(Cli::command(), &mut std::io::stdout()))
+        }
+        Command::Man { dir: Some(dir) } => {
+            report(manual::write_all(Cli::command(), &dir).map(|_| ()))
         }
     }
 }

@@ -332,7 +332,7 @@ fn completions_and_the_man_page_are_generated() {
         "{man}"
     );
     assert!(
-        man.contains("Exit status"),
+        man.contains(".SH \"EXIT STATUS\""),
         "the man page documents exit codes"
     );
 }
