@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod manual;
 pub mod sim;
 pub mod telemetry;
 pub mod test_channel;

@@ -12,7 +12,7 @@ use tracing::Level;
 use relinkd::config::{self, Config, LogFormat};
 use relinkd::control::Commands;
 use relinkd::daemon::Daemon;
-use relinkd::{admin_client, demo, sim, telemetry, version};
+use relinkd::{admin_client, demo, manual, sim, telemetry, version};
 
 const DEFAULT_CONFIG: &str = "/etc/relinkd/relinkd.toml";
 
@@ -123,8 +123,13 @@ enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page relinkd(1) (roff), or write every page.
+    Man {
+        /// Write relinkd.1 and a page per subcommand (relinkd-run.1, ...)
+        /// into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -219,10 +224,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Man => {
-            // The man page's footer has room for one line: the version alone.
-            let command = Cli::command().version(version::VERSION);
-            report(clap_mangen::Man::new(command).render(&mut std::io::stdout()))
+        // The man pages' footer has room for one line: the version alone.
+        Command::Man { dir: None } => report(manual::render(
+            Cli::command().version(version::VERSION),
+            &mut std::io::stdout(),
+        )),
+        Command::Man { dir: Some(dir) } => {
+            report(manual::write_all(Cli::command().version(version::VERSION), &dir).map(|_| ()))
         }
     }
 }

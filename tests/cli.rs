@@ -343,7 +343,7 @@ fn completions_and_the_man_page_are_generated() {
         "the man page's title has the version alone: {title}"
     );
     assert!(
-        man.contains("Exit status"),
+        man.contains(".SH \"EXIT STATUS\""),
         "the man page documents exit codes"
     );
 }

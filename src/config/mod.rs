@@ -60,8 +60,10 @@ pub enum ConfigError {
     /// The config file itself could not be read.
     #[error("{}: cannot read the config file: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
-    /// TOML syntax, unknown key or wrong type; `message` starts with
-    /// `line L, column C:`.
+    /// TOML syntax, unknown key or wrong type; `message` starts with the
+    /// place, as a validation problem's does (`channel "ops" (line 7):
+    /// scret:`), the column added for a syntax error, or with `line L,
+    /// column C:` where no key is there.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     /// Exactly one validation problem.
@@ -431,7 +433,7 @@ impl Text {
     /// A value of the wrong type, reported like any TOML error: where it is.
     fn key_error(&self, error: KeyError) -> ConfigError {
         let message = match self.str() {
-            Ok(text) => raw::located(text, error.span.start, &error.message),
+            Ok(text) => places::located(text, error.span.start, &error.message),
             Err(_) => format!("{}: {}", error.key, error.message),
         };
         ConfigError::Parse {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
+use super::places::located;
 use crate::delivery::TemplateOverrides;
 use crate::validation::{Keys, RawSecret};
 
@@ -216,10 +217,10 @@ impl RawInstance {
     }
 }
 
-/// Parses the TOML text. The error is toml's message prefixed with
-/// `line L, column C:` and, where it can be told, the key path (e.g.
-/// `instance[1].phone:`); toml's source snippet is deliberately dropped
-/// because the offending line may hold an inline secret.
+/// Parses the TOML text. The error is toml's message after its place, as
+/// validation places its problems (`channel "ops" (line 7): scret: ...`);
+/// toml's source snippet is deliberately dropped because the offending line
+/// may hold an inline secret.
 pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
     let raw = toml::from_str::<RawConfig>(text).map_err(|e| {
         let message = e.message().trim_end();
@@ -239,125 +240,4 @@ pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
         return Err(located(text, key.span().start, &message));
     }
     Ok(raw)
-}
-
-/// `message` about the text at byte offset `at`: `line L, column C:`, and
-/// the key path there when it can be told.
-pub(super) fn located(text: &str, at: usize, message: &str) -> String {
-    let (line, column) = line_column(text, at);
-    match key_at(text, at) {
-        Some(key) => format!("line {line}, column {column}: {key}: {message}"),
-        None => format!("line {line}, column {column}: {message}"),
-    }
-}
-
-/// The key path of the line holding byte offset `at`, in the style of the
-/// validation messages (`daemon.listen`, `instance[1].phone`): the last table
-/// header before it, with `[[array]]` headers counted, and the line's key.
-/// `None` when the line is not a plain `key = value` (a header, say).
-fn key_at(text: &str, at: usize) -> Option<String> {
-    let mut table = String::new();
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let end = offset + line.len();
-        let trimmed = line.trim();
-        if let Some(name) = trimmed
-            .strip_prefix("[[")
-            .and_then(|rest| rest.split("]]").next())
-        {
-            let name = name.trim().to_owned();
-            let index = counts.entry(name.clone()).or_insert(0);
-            table = format!("{name}[{index}]");
-            *index += 1;
-        } else if let Some(name) = trimmed
-            .strip_prefix('[')
-            .and_then(|rest| rest.split(']').next())
-        {
-            table = scoped_table(name.trim(), &counts);
-        }
-        if at < end || end == text.len() {
-            let key = trimmed.split('=').next()?.trim();
-            let plain = !key.is_empty()
-                && trimmed.contains('=')
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            return plain.then(|| {
-                if table.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{table}.{key}")
-                }
-            });
-        }
-        offset = end;
-    }
-    None
-}
-
-/// A `[table]` header's path with any `[[array]]` it belongs to numbered:
-/// after the second `[[channel]]`, `[channel.templates]` is
-/// `channel[1].templates`.
-fn scoped_table(name: &str, counts: &std::collections::HashMap<String, usize>) -> String {
-    let parts: Vec<&str> = name.split('.').map(str::trim).collect();
-    for split in (1..=parts.len()).rev() {
-        let head = parts[..split].join(".");
-        if let Some(count) = counts.get(&head).filter(|c| **c > 0) {
-            let mut out = format!("{head}[{}]", count - 1);
-            for part in &parts[split..] {
-                out.push('.');
-                out.push_str(part);
-            }
-            return out;
-        }
-    }
-    parts.join(".")
-}
-
-/// 1-based line and column (in characters) of byte offset `at`.
-fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = text.get(..at).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-#[cfg(test)]
-mod key_tests {
-    use super::key_at;
-
-    #[test]
-    fn keys_are_named_by_table_and_position() {
-        let text =
-            "[daemon]\nlisten = 7\n[[instance]]\nid = 1\n[[instance]]\nid = 2\nphone = \"x\"\n";
-        assert_eq!(
-            key_at(text, text.find("7").unwrap()).as_deref(),
-            Some("daemon.listen")
-        );
-        assert_eq!(
-            key_at(text, text.find("\"x\"").unwrap()).as_deref(),
-            Some("instance[1].phone")
-        );
-        assert_eq!(key_at(text, 1), None);
-    }
-
-    #[test]
-    fn sub_tables_of_array_tables_are_numbered() {
-        let text = "[[channel]]\nname = \"a\"\n[[channel]]\nname = \"b\"\n\
-                    [channel.templates]\ncolour = 1\n[daemon]\nlisten = 2\n";
-        assert_eq!(
-            key_at(text, text.find("1").unwrap()).as_deref(),
-            Some("channel[1].templates.colour")
-        );
-        assert_eq!(
-            key_at(text, text.find("2").unwrap()).as_deref(),
-            Some("daemon.listen")
-        );
-    }
 }

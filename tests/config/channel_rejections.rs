@@ -53,7 +53,7 @@ fn unknown_template_key_is_rejected() {
     assert_has(
         &e,
         &[
-            "channel[0].templates.expired: unknown field `expired`",
+            "relinkd.toml: channel \"extra\" (line 9): templates.expired: unknown field `expired`",
             "`code`, `linked`, `paused`, `alert`, `resumed`, `digest`, `subject`",
         ],
     );

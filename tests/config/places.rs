@@ -79,6 +79,100 @@ fn the_key_path_stays_available_beside_the_place() {
     assert!(issues[0].place.starts_with("instance \"sales-line\""));
 }
 
+#[test]
+fn a_parse_error_names_its_item_by_name_and_line_not_by_index() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "an unknown [[channel]] key",
+            replace("type = \"console\"", "type = \"console\"\nscret = 1"),
+            "scret = 1",
+            "channel \"ops\" (line {}): scret: unknown field `scret`",
+        ),
+        (
+            "an unknown [[instance]] key",
+            with_instance_key("linking_window = \"x\""),
+            "linking_window = \"x\"",
+            "instance \"sales-line\" (line {}): linking_window: unknown field `linking_window`",
+        ),
+        (
+            "a value of the wrong type, caught by the parser",
+            replace("channels = [\"ops\"]", "channels = \"ops\""),
+            "channels = \"ops\"",
+            "instance \"sales-line\" (line {}): channels: invalid type: string \"ops\", \
+             expected a sequence",
+        ),
+        (
+            "a stray sub-table of an instance",
+            format!("{BASE}[instance.x]\n"),
+            "[instance.x]",
+            "instance \"sales-line\" (line {}): x: unknown field `x`",
+        ),
+        (
+            "an unknown [[digest]] key",
+            format!("{BASE}\n[[digest]]\nname = \"daily\"\nsched = \"0 0 9 * * *\"\n"),
+            "sched = \"0 0 9 * * *\"",
+            "digest \"daily\" (line {}): sched: unknown field `sched`",
+        ),
+        (
+            "an unknown [[time_interval]] key",
+            format!("{BASE}\n[[time_interval]]\nname = \"office\"\nweekday = [\"monday\"]\n"),
+            "weekday = [\"monday\"]",
+            "time_interval \"office\" (line {}): weekday: unknown field `weekday`",
+        ),
+        (
+            "an unknown [daemon] key",
+            with_daemon("listn = \"127.0.0.1:1\""),
+            "listn = \"127.0.0.1:1\"",
+            "relinkd.toml: daemon.listn (line {}): unknown field `listn`",
+        ),
+        (
+            "a channel type's key of the wrong type",
+            replace(
+                "type = \"console\"",
+                "type = \"whatsapp\"\nvia = 1101000001\nchat_ids = \"x\"",
+            ),
+            "chat_ids = \"x\"",
+            "channel \"ops\" (line {}): chat_ids: invalid type: string \"x\", expected a sequence",
+        ),
+    ];
+    for (what, toml, line, expected) in cases {
+        let e = error(&toml);
+        let expected = expected.replace("{}", &line_of(&toml, line).to_string());
+        assert_has(&shown(&e).join("\n"), &[&expected]);
+        assert!(!e.contains("[0]"), "{what}: named by index:\n{e}");
+        assert!(
+            !e.contains("column"),
+            "{what}: the key places it, not a column:\n{e}"
+        );
+    }
+}
+
+#[test]
+fn a_parse_error_in_an_item_without_a_name_is_named_by_its_position() {
+    let toml = replace("name = \"sales-line\"", "scret = 1");
+    let e = error(&toml);
+    assert_has(
+        &shown(&e).join("\n"),
+        &[&format!(
+            "instance[0] (line {}): scret: unknown field `scret`",
+            line_of(&toml, "scret = 1")
+        )],
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_item_and_gives_the_column() {
+    let toml = replace("phone = 441234567890", "phone = +44 1234");
+    let e = error(&toml);
+    assert_has(
+        &shown(&e).join("\n"),
+        &[&format!(
+            "relinkd.toml: instance \"sales-line\" (line {}, column 9): phone: ",
+            line_of(&toml, "phone = +44 1234")
+        )],
+    );
+}
+
 /// The 1-based number of `toml`'s line that is exactly `line`.
 fn line_of(toml: &str, line: &str) -> usize {
     toml.lines()

@@ -20,40 +20,46 @@ fn unknown_keys_and_bad_syntax_are_rejected_where_they_are() {
         (
             "a TOML syntax error",
             "[daemon]\nlisten = \n".into(),
-            &["relinkd.toml: line 2, column", "string"],
+            &["relinkd.toml: daemon.listen (line 2, column 10): string values must be quoted"],
         ),
         (
             "a misspelt [daemon] key",
             with_daemon("listne = \"127.0.0.1:1\""),
             &[
-                "relinkd.toml: line 2, column 1: daemon.listne: unknown field `listne`",
+                "relinkd.toml: daemon.listne (line 2): unknown field `listne`",
                 "`listen`",
             ],
         ),
         (
             "a [defaults] key relinkd does not have",
             with_defaults("linking_window = \"0 0 8-19 * * Mon-Fri\""),
-            &["line 2, column 1", "unknown field `linking_window`"],
+            &["relinkd.toml: defaults.linking_window (line 2): unknown field `linking_window`"],
         ),
         (
             "another [defaults] key relinkd does not have",
             with_defaults("time_zone = \"Europe/London\""),
-            &["line 2, column 1", "unknown field `time_zone`"],
+            &["defaults.time_zone (line 2): unknown field `time_zone`"],
         ),
         (
             "a key no channel type takes",
             replace("type = \"console\"", "type = \"console\"\ncolour = \"red\""),
-            &["line 5, column 1: channel[0].colour: unknown field `colour`"],
+            &["relinkd.toml: channel \"ops\" (line 5): colour: unknown field `colour`"],
         ),
         (
             "an [[instance]] key relinkd does not have",
             with_instance_key("linking_window = \"x\""),
-            &["unknown field `linking_window`", "line 13, column 1"],
+            &[
+                "relinkd.toml: instance \"sales-line\" (line 13): linking_window: unknown field \
+                 `linking_window`",
+            ],
         ),
         (
             "a misspelt top-level table",
             format!("{BASE}\n[[instances]]\nid = 1\n"),
-            &["unknown field `instances`", "`instance`"],
+            &[
+                "instances (line 14): unknown field `instances`",
+                "`instance`",
+            ],
         ),
     ]);
 }

@@ -105,7 +105,7 @@ fn bad_intervals_and_references_are_refused_with_the_interval_field_and_problem(
                 "[[time_interval]]\nname = \"x\"\nweekday = [\"monday\"]\n",
                 "",
             ),
-            &["unknown field `weekday`"],
+            &["time_interval \"x\" (line 6): weekday: unknown field `weekday`"],
         ),
     ]);
     let e = bad("weekdays = [\"friday:monday\"]\n", "");
