@@ -35,8 +35,14 @@ use crate::clock;
 use crate::config::InstanceSettings;
 use crate::greenapi::{InstanceState, VENDOR_CALL_INTERVAL};
 
-/// Jitter applied to every scheduled poll, as a fraction of the interval.
+/// Jitter applied to every backoff, as a fraction of the delay.
 const JITTER: f64 = 0.1;
+
+/// How far below its interval a poll may come, as a fraction of it. A poll
+/// never comes later than its interval, so `poll_interval` bounds how stale
+/// a state can be (and how long an unlinked instance waits for its code);
+/// the spread keeps instances from polling in step.
+const POLL_EARLY: f64 = 0.05;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -662,7 +668,7 @@ impl Policy {
 
     fn schedule_poll(&mut self, now: Instant) {
         let interval = self.interval();
-        let mut next = now + jitter(&mut self.rng, interval).max(VENDOR_CALL_INTERVAL);
+        let mut next = now + at_most(&mut self.rng, interval).max(VENDOR_CALL_INTERVAL);
         // Poll right when the code expires, so the next code is not late.
         if let Phase::Linking {
             code: Some(code), ..
@@ -694,6 +700,11 @@ impl Policy {
         }
         self.next_at = now + delay;
     }
+}
+
+/// `d` scaled by a factor drawn uniformly from [1 - POLL_EARLY, 1].
+fn at_most(rng: &mut SmallRng, d: Duration) -> Duration {
+    d.mul_f64(rng.random_range(1.0 - POLL_EARLY..=1.0))
 }
 
 /// `d` scaled by a factor drawn uniformly from [1 - JITTER, 1 + JITTER].

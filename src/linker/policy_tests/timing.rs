@@ -262,7 +262,7 @@ fn polls_land_on_a_codes_expiry_and_never_earlier_than_a_second_away() {
 }
 
 #[test]
-fn jitter_stays_within_ten_percent_and_spreads_over_the_range() {
+fn backoff_jitter_stays_within_ten_percent_and_spreads_over_the_range() {
     let mut rng = SmallRng::seed_from_u64(7);
     let base = 100 * S;
     let samples: Vec<f64> = (0..2000)
@@ -282,6 +282,32 @@ fn jitter_stays_within_ten_percent_and_spreads_over_the_range() {
     let draw = |seed| jitter(&mut SmallRng::seed_from_u64(seed), base);
     assert_eq!(draw(1), draw(1));
     assert_ne!(draw(1), draw(2));
+}
+
+#[test]
+fn a_poll_comes_at_most_its_interval_after_the_last_and_at_least_95_percent_of_it() {
+    let now = Instant::now();
+    let gaps: Vec<Duration> = (0..500u64)
+        .map(|id| {
+            let mut h = Harness::of(Policy::new(settings(), id, now), now);
+            h.poll(InstanceState::Authorized);
+            h.gap()
+        })
+        .collect();
+    let interval = settings().poll_interval;
+    assert!(
+        gaps.iter().all(|g| *g <= interval),
+        "a poll later than its interval"
+    );
+    assert!(
+        gaps.iter().all(|g| *g >= interval.mul_f64(0.95)),
+        "a poll too early"
+    );
+    let earliest = gaps.iter().min().unwrap();
+    assert!(
+        *earliest < interval.mul_f64(0.955),
+        "spread only down to {earliest:?}"
+    );
 }
 
 #[test]
