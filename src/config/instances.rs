@@ -7,8 +7,13 @@ use toml::Value;
 
 use super::raw::{RawChannel, RawInstance};
 use super::time_intervals::Intervals;
+use std::sync::Arc;
+
 use super::{InstanceConfig, InstanceSettings, settings};
 use crate::validation::{Report, Reported, SecretContext, Sources, describe, http_url, resolve};
+
+/// Distinct settings compared with each instance's to share them.
+const SHARED_SETTINGS_KEPT: usize = 8;
 
 /// Every `[[instance]]`: its id, name, vendor endpoint, token, phone and
 /// channels, and its settings over `defaults`.
@@ -35,6 +40,7 @@ pub(super) fn check(
             Some((c.name.as_deref()?, via))
         })
         .collect();
+    let mut shared: Vec<Arc<InstanceSettings>> = Vec::new();
     let known_channels = if channel_names.is_empty() {
         "no [[channel]] is configured".to_owned()
     } else {
@@ -183,6 +189,20 @@ pub(super) fn check(
         };
 
         let settings = settings::check(&prefix, &inst.overrides(), defaults, intervals, report);
+        // Alike settings are held once: a fleet's instances mostly take
+        // `[defaults]` as they are. Only the last few distinct ones are
+        // compared, so a fleet of all-different settings stays linear.
+        let settings = match shared.iter().find(|s| ***s == settings) {
+            Some(same) => same.clone(),
+            None => {
+                let settings = Arc::new(settings);
+                if shared.len() == SHARED_SETTINGS_KEPT {
+                    shared.remove(0);
+                }
+                shared.push(settings.clone());
+                settings
+            }
+        };
 
         out.push(match (id, name, api_url, api_token, phone, channels) {
             (Some(id), Some(name), Some(api_url), Some(api_token), Some(phone), Some(channels))

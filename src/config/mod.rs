@@ -215,7 +215,9 @@ pub struct InstanceConfig {
     pub phone: u64,
     /// Names of configured channels, non-empty.
     pub channels: Vec<String>,
-    pub settings: InstanceSettings,
+    /// Shared by instances whose settings are alike (most are: one
+    /// `[defaults]`), and with their supervisors.
+    pub settings: Arc<InstanceSettings>,
 }
 
 impl InstanceConfig {

@@ -128,7 +128,7 @@ impl Client {
     /// its pacing and what its last poll said.
     pub fn instance(&self, endpoint: &Endpoint) -> InstanceApi {
         let token = endpoint.token.clone();
-        InstanceApi {
+        InstanceApi(Arc::new(InstanceParts {
             client: self.clone(),
             prefix: format!(
                 "{}/waInstance{}/",
@@ -145,13 +145,17 @@ impl Client {
                 .entry(endpoint.id)
                 .or_default()
                 .clone(),
-        }
+        }))
     }
 }
 
-/// One instance's view of the vendor. Cloning shares the pacing.
+/// One instance's view of the vendor. Cloning shares it (one allocation per
+/// instance however many handles the fleet, its supervisor and a WhatsApp
+/// channel hold).
 #[derive(Clone)]
-pub struct InstanceApi {
+pub struct InstanceApi(Arc<InstanceParts>);
+
+struct InstanceParts {
     /// The fleet's client: its pool, permits and metrics.
     client: Client,
     /// `{apiUrl}/waInstance{id}/`.
@@ -169,14 +173,15 @@ pub struct InstanceApi {
 impl InstanceApi {
     /// Cuts this instance's token out of text.
     pub fn redactor(&self) -> &Redactor {
-        &self.redactor
+        &self.0.redactor
     }
 
     pub async fn get_state(&self) -> Result<InstanceState, ApiError> {
         let state = self
             .call(Method::GetStateInstance, None, state_instance)
             .await?;
-        self.slot
+        self.0
+            .slot
             .authorized
             .store(state == InstanceState::Authorized, Ordering::Relaxed);
         Ok(state)
@@ -185,7 +190,7 @@ impl InstanceApi {
     /// Whether the last successful state poll of this instance (by any
     /// handle) found it authorized.
     pub fn last_polled_authorized(&self) -> bool {
-        self.slot.authorized.load(Ordering::Relaxed)
+        self.0.slot.authorized.load(Ordering::Relaxed)
     }
 
     pub async fn get_authorization_code(&self, phone: u64) -> Result<CodeReply, ApiError> {
@@ -254,11 +259,12 @@ impl InstanceApi {
         // callers of one instance (polls, a WhatsApp channel sending through
         // it) never go out together after waiting for the fleet-wide permit.
         let _permit = {
-            let mut next = self.slot.next_call.lock().await;
+            let mut next = self.0.slot.next_call.lock().await;
             if let Some(at) = *next {
                 tokio::time::sleep_until(at).await;
             }
             let permit = self
+                .0
                 .client
                 .in_flight
                 .acquire()
@@ -269,26 +275,26 @@ impl InstanceApi {
         };
         let started = Instant::now();
         let result = self.send(method, json).await.and_then(|body| parse(&body));
-        let metrics = &self.client.metrics;
+        let metrics = &self.0.client.metrics;
         metrics.observe(method, started.elapsed(), result.as_ref().err());
-        self.client.completed.fetch_add(1, Ordering::Relaxed);
+        self.0.client.completed.fetch_add(1, Ordering::Relaxed);
         result
     }
 
     async fn send(&self, method: Method, json: Option<Value>) -> Result<Value, ApiError> {
         let url = format!(
             "{}{}/{}",
-            self.prefix,
+            self.0.prefix,
             method.name(),
-            self.token.expose_secret()
+            self.0.token.expose_secret()
         );
-        let http = self.client.http();
+        let http = self.0.client.http();
         let request = match json {
             Some(body) => http.post(url).json(&body),
             None => http.get(url),
         };
         let response = request
-            .timeout(self.timeout)
+            .timeout(self.0.timeout)
             .send()
             .await
             .map_err(|e| self.transport(e))?;
@@ -299,7 +305,7 @@ impl InstanceApi {
             Err(BodyError::TooLarge) => return Err(ApiError::BadBody("larger than 64 KiB")),
             Err(BodyError::Transport(e)) => return Err(self.transport(e)),
         };
-        classify(method, status, retry_after, &bytes, &self.redactor)
+        classify(method, status, retry_after, &bytes, &self.0.redactor)
     }
 
     /// A transport error: without the URL, and (defence in depth) whatever
@@ -309,7 +315,8 @@ impl InstanceApi {
             return ApiError::Timeout;
         }
         ApiError::Transport(
-            self.redactor
+            self.0
+                .redactor
                 .clean(&outbound::describe_without_url(err), 500),
         )
     }

@@ -27,6 +27,8 @@
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use std::sync::Arc;
+
 use rand::{Rng as _, SeedableRng as _};
 use tokio::time::Instant;
 
@@ -165,7 +167,7 @@ pub enum Phase {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    settings: InstanceSettings,
+    settings: Arc<InstanceSettings>,
     phase: Phase,
     observed: Option<InstanceState>,
     /// A restricted state reported during an episode (told once).
@@ -192,9 +194,9 @@ pub struct Policy {
 impl Policy {
     /// A policy whose first poll is at `first_poll` (the fleet spreads first
     /// polls so a large fleet does not start with a burst).
-    pub fn new(settings: InstanceSettings, seed: u64, first_poll: Instant) -> Self {
+    pub fn new(settings: impl Into<Arc<InstanceSettings>>, seed: u64, first_poll: Instant) -> Self {
         Self {
-            settings,
+            settings: settings.into(),
             phase: Phase::Watching,
             observed: None,
             alerted: None,
@@ -216,12 +218,13 @@ impl Policy {
     /// than `cooldown` (or, if that ends outside the windows, until the
     /// next one opens), and no episode to have started in the future.
     pub fn restore(
-        settings: InstanceSettings,
+        settings: impl Into<Arc<InstanceSettings>>,
         seed: u64,
         now: Instant,
         first_poll: Instant,
         saved: Phase,
     ) -> Self {
+        let settings = settings.into();
         let started_by = |started: Instant| started.min(now);
         let phase = match saved {
             Phase::Linking {
@@ -321,8 +324,8 @@ impl Policy {
     /// New settings from a reload; the episode, code and pause are kept,
     /// and so is a backoff (and the vendor's `Retry-After` within it): a
     /// reload must not make relinkd call a failing vendor sooner.
-    pub fn update_settings(&mut self, settings: InstanceSettings, now: Instant) {
-        self.settings = settings;
+    pub fn update_settings(&mut self, settings: impl Into<Arc<InstanceSettings>>, now: Instant) {
+        self.settings = settings.into();
         // New windows: when the wait ends is asked of the new calendar.
         if let Phase::Waiting { started, .. } = self.phase {
             let opens = self.closed_until(now).flatten();

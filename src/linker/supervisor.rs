@@ -42,7 +42,7 @@ pub struct InstanceSpec {
 #[derive(Clone)]
 pub struct Update {
     pub spec: InstanceSpec,
-    pub settings: InstanceSettings,
+    pub settings: Arc<InstanceSettings>,
     pub metrics: Arc<InstanceMetrics>,
 }
 
@@ -208,7 +208,7 @@ impl Supervisor {
         }
         self.spec = spec;
         self.metrics = metrics;
-        if &settings != self.policy.settings() {
+        if *settings != *self.policy.settings() {
             self.policy.update_settings(settings, Instant::now());
         }
         self.publish();

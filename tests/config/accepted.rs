@@ -260,7 +260,7 @@ fn full_fixture_loads_every_key() {
         ]
     );
     assert_eq!(
-        one.settings,
+        *one.settings,
         InstanceSettings {
             poll_interval: Duration::from_secs(90),
             linking_poll_interval: Duration::from_secs(3),
@@ -279,7 +279,7 @@ fn full_fixture_loads_every_key() {
     assert_eq!(two.api_token.expose_secret(), "token-two");
     assert_eq!(two.phone, 4915123456789);
     assert_eq!(
-        two.settings,
+        *two.settings,
         InstanceSettings {
             poll_interval: Duration::from_secs(30),
             linking_poll_interval: Duration::from_secs(2),
@@ -327,7 +327,7 @@ fn example_config_loads() {
             "webhook", "console", "telegram", "slack", "email", "whatsapp"
         ]
     );
-    assert_eq!(config.instances[0].settings, InstanceSettings::default());
+    assert_eq!(*config.instances[0].settings, InstanceSettings::default());
     assert_eq!(config.instances[1].settings.codes_per_episode, 2);
     assert_eq!(
         config.instances[1].settings.timezone.as_deref(),
@@ -346,7 +346,7 @@ fn defaults_apply_when_nothing_is_set() {
     assert!(d.admin_token.is_none());
     assert_eq!(d.max_concurrent_requests, 64);
     assert_eq!(config.channels[0].attempt_timeout, Duration::from_secs(10));
-    let s = &config.instances[0].settings;
+    let s: &InstanceSettings = &config.instances[0].settings;
     assert_eq!(
         *s,
         InstanceSettings {
@@ -612,4 +612,26 @@ fn reboot_stuck_after_is_opt_in_and_at_least_a_minute() {
         &e,
         &["instance[0].reboot_stuck_after: must be at least 1m (got 30s)"],
     );
+}
+
+#[test]
+fn instances_with_alike_settings_share_one_copy_of_them() {
+    let instance = |id: u64, extra: &str| {
+        format!(
+            "[[instance]]\nid = {id}\nname = \"line-{id}\"\napi_url = \"https://1101.api.greenapi.com\"\n\
+             api_token_file = \"token\"\nphone = 44123456{id:04}\nchannels = [\"ops\"]\n{extra}\n"
+        )
+    };
+    let toml = format!(
+        "[[channel]]\nname = \"ops\"\ntype = \"console\"\n{}{}{}",
+        instance(1, ""),
+        instance(2, "poll_interval = \"2m\""),
+        instance(3, ""),
+    );
+    let config = ok(&toml);
+    let settings = |i: usize| &config.instances[i].settings;
+    assert!(std::sync::Arc::ptr_eq(settings(0), settings(2)));
+    assert!(!std::sync::Arc::ptr_eq(settings(0), settings(1)));
+    assert_eq!(settings(1).poll_interval, Duration::from_secs(120));
+    assert_eq!(settings(0).poll_interval, Duration::from_secs(60));
 }
