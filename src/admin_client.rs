@@ -24,8 +24,11 @@ pub enum ClientError {
     Config(#[from] ConfigError),
     #[error(
         "{0}\n  a shell cannot read the service's credentials: pass the admin token with \
-         --admin-token-file FILE (or RELINKD_ADMIN_TOKEN_FILE), e.g.\n  \
-         sudo relinkd status --admin-token-file /etc/relinkd/credentials/admin-token"
+         --admin-token-file FILE (or RELINKD_ADMIN_TOKEN_FILE), e.g. for a plain credential\n    \
+         sudo relinkd status --admin-token-file /etc/relinkd/credentials/admin-token\n  \
+         and for an encrypted one\n    \
+         sudo systemd-creds decrypt --name=admin-token FILE.cred - \
+         | sudo relinkd status --admin-token-file /dev/stdin"
     )]
     CredentialOutsideService(ConfigError),
     #[error("{0}: cannot read the admin token: {1}")]

@@ -259,6 +259,13 @@ fn status_from_a_shell_that_cannot_read_the_credential_points_to_admin_token_fil
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("daemon.admin_token_credential"), "{stderr}");
     assert!(stderr.contains("--admin-token-file FILE"), "{stderr}");
+    // Both kinds of credential README recommends: a plain file and one
+    // encrypted with systemd-creds.
+    assert!(
+        stderr.contains("--admin-token-file /etc/relinkd/credentials/admin-token"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("systemd-creds decrypt"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
