@@ -24,15 +24,14 @@ const LATEST_WRITTEN: Duration = Duration::from_secs(253_402_300_799);
 /// anywhere near; this only keeps arithmetic from overflowing).
 const FURTHEST_AHEAD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// The wall clock and the monotonic clock read once, together. The
-/// monotonic part is the fixed origin of [`OFFSET`] and of the wake grid;
-/// the wall part is only the first offset.
-fn anchor() -> &'static (SystemTime, std::time::Instant) {
-    static ANCHOR: OnceLock<(SystemTime, std::time::Instant)> = OnceLock::new();
-    ANCHOR.get_or_init(|| {
+/// The fixed origin of [`OFFSET`] and of the wake grid: the monotonic clock
+/// read once, with the wall clock read beside it for the first offset.
+fn origin() -> std::time::Instant {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(|| {
         let (wall, origin) = (SystemTime::now(), std::time::Instant::now());
         OFFSET.store(offset_of(wall, Duration::ZERO), Ordering::Relaxed);
-        (wall, origin)
+        origin
     })
 }
 
@@ -42,7 +41,7 @@ fn anchor() -> &'static (SystemTime, std::time::Instant) {
 const REANCHOR_AFTER: Duration = Duration::from_secs(1);
 
 /// Wall time (Unix nanoseconds) minus monotonic time since the origin, as
-/// last read (first by [`anchor`]); one atomic, so `wall` takes no lock.
+/// last read (first by [`origin`]); one atomic, so `wall` takes no lock.
 static OFFSET: AtomicI64 = AtomicI64::new(0);
 
 /// Unix nanoseconds of `wall` minus the nanoseconds `since_origin`
@@ -67,7 +66,7 @@ fn drifted(in_use: i64, real: i64) -> bool {
 /// (never tokio's, so a paused clock in tests is unaffected) have drifted
 /// from it; then theirs, kept for the next calls.
 fn offset() -> i64 {
-    let origin = anchor().1;
+    let origin = origin();
     let in_use = OFFSET.load(Ordering::Relaxed);
     let real = offset_of(SystemTime::now(), origin.elapsed());
     if drifted(in_use, real) {
@@ -88,7 +87,7 @@ const WAKE_GRID: Duration = Duration::from_millis(50);
 
 /// `at`, or the first point of the wake grid after it.
 pub fn on_wake_grid(at: Instant) -> Instant {
-    let origin = Instant::from_std(anchor().1);
+    let origin = Instant::from_std(origin());
     let Some(offset) = at.checked_duration_since(origin) else {
         return at;
     };
@@ -101,7 +100,7 @@ pub fn on_wake_grid(at: Instant) -> Instant {
 
 /// The wall-clock time of a tokio instant.
 pub fn wall(at: Instant) -> SystemTime {
-    wall_at(offset(), anchor().1, at.into_std())
+    wall_at(offset(), origin(), at.into_std())
 }
 
 /// `at` on the wall clock, given the `offset` from the monotonic `origin`.

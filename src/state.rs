@@ -1,10 +1,9 @@
 //! What must survive a restart, in `state_dir/state.json`: per instance in an
 //! episode, its start, the codes used, the outstanding code's expiry and
 //! whether it was delivered, and a pause's end; per restricted instance, the
-//! state the admins were told about; per instance rebooted or `starting`,
-//! when it was last rebooted and since when it has been `starting` (so a
-//! restart cannot reboot it twice within a cooldown). Never a code, never a
-//! token.
+//! state the admins were told about; per instance rebooted, when it was
+//! last rebooted (so a restart cannot reboot it twice within a cooldown).
+//! Never a code, never a token.
 //!
 //! Writes are atomic (a fresh temp file, fsync, rename, fsync of the
 //! directory). A file that cannot be read or parsed is set aside with a
@@ -76,20 +75,18 @@ pub enum Record {
     Waiting { episode_started_ms: u64 },
 }
 
-/// One instance's reboot times, Unix milliseconds (kept apart from its
-/// episode: an instance stuck in `starting` is in none).
+/// One instance's last confirmed (or possible) reboot, Unix milliseconds
+/// (kept apart from its episode: an instance stuck in `starting` is in none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RebootRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub starting_since_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reboot_ms: Option<u64>,
 }
 
 impl RebootRecord {
     fn is_empty(&self) -> bool {
-        self.starting_since_ms.is_none() && self.last_reboot_ms.is_none()
+        self.last_reboot_ms.is_none()
     }
 }
 
@@ -400,7 +397,6 @@ mod tests {
                         paused_until_ms: 1_795_950_000_000,
                     }),
                     reboot: RebootRecord {
-                        starting_since_ms: None,
                         last_reboot_ms: Some(1_795_930_000_000),
                     },
                 },
@@ -410,7 +406,6 @@ mod tests {
                 Saved {
                     episode: None,
                     reboot: RebootRecord {
-                        starting_since_ms: Some(1_795_945_000_000),
                         last_reboot_ms: Some(1_795_900_000_000),
                     },
                 },

@@ -96,15 +96,15 @@ async fn a_restart_does_not_reboot_again_within_the_cooldown() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_reboot_is_counted_not_announced_and_retried_until_it_succeeds() {
+async fn a_refused_reboot_is_counted_not_announced_and_retried_until_it_succeeds() {
     let s = Scenario::new(&["starting"])
         .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
         .prepare(|sim, _| {
             sim.set_fault(
                 FIRST_ID,
                 Fault::new(FaultKind::Status {
-                    code: 500,
-                    body: "Internal Server Error".into(),
+                    code: 400,
+                    body: "Bad Request".into(),
                 })
                 .on("reboot")
                 .times(2),
@@ -121,7 +121,7 @@ async fn a_failed_reboot_is_counted_not_announced_and_retried_until_it_succeeds(
             .collect()
     };
     wait(secs(2 * 60)).await;
-    assert_eq!(statuses(&s), vec![500], "the first attempt failed");
+    assert_eq!(statuses(&s), vec![400], "the first attempt was refused");
     assert!(
         s.hook.events("alert").is_empty(),
         "a failed reboot is not announced"
@@ -139,7 +139,7 @@ async fn a_failed_reboot_is_counted_not_announced_and_retried_until_it_succeeds(
     // Retried at the error backoff (about 1 then 2 minutes), not after the
     // one-hour cooldown.
     wait(secs(6 * 60)).await;
-    assert_eq!(statuses(&s), vec![500, 500, 200]);
+    assert_eq!(statuses(&s), vec![400, 400, 200]);
     let alerts = s.hook.events("alert");
     assert_eq!(alerts.len(), 1, "the reboot that worked is announced once");
     assert_eq!(alerts[0].json["reason"], "rebooted");
@@ -151,5 +151,37 @@ async fn a_failed_reboot_is_counted_not_announced_and_retried_until_it_succeeds(
         s.daemon.metric("relinkd_reboots_total", &reboots).await,
         Some(1.0)
     );
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reboot_answered_by_a_server_error_may_have_happened_so_it_waits_for_the_cooldown() {
+    let s = Scenario::new(&["starting"])
+        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
+        .prepare(|sim, _| {
+            sim.set_fault(
+                FIRST_ID,
+                Fault::new(FaultKind::Status {
+                    code: 500,
+                    body: "Internal Server Error".into(),
+                })
+                .on("reboot"),
+            )
+        })
+        .start()
+        .await;
+    wait(secs(2 * 60)).await;
+    assert_eq!(calls_to(&s.sim, FIRST_ID, "reboot").len(), 1);
+    assert_eq!(
+        s.daemon.metric("relinkd_reboot_failures_total", &[]).await,
+        Some(1.0)
+    );
+    // Still `starting` for most of an hour: not asked again, not announced.
+    wait(secs(50 * 60)).await;
+    assert_eq!(calls_to(&s.sim, FIRST_ID, "reboot").len(), 1);
+    assert!(s.hook.events("alert").is_empty());
+    // After the cooldown it is asked again.
+    wait(secs(15 * 60)).await;
+    assert_eq!(calls_to(&s.sim, FIRST_ID, "reboot").len(), 2);
     s.stop().await;
 }

@@ -97,7 +97,7 @@ pub struct Digest {
     /// The instances counted unlinked or paused, longest unlinked first, at
     /// most 20.
     pub unlinked: Vec<Unlinked>,
-    /// Unlinked instances beyond those listed.
+    /// Unlinked or paused instances beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
     pub more_unlinked: usize,
     pub since_last: SinceLast,

@@ -54,6 +54,19 @@ impl ApiError {
         Self::OUTCOMES[self.outcome_index()]
     }
 
+    /// Whether the vendor answered that it did not do what was asked (so
+    /// nothing happened); otherwise (a timeout, a server error, an
+    /// unreadable answer) it may have acted on the request.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthorized { .. }
+                | Self::RateLimited { .. }
+                | Self::QuotaExceeded
+                | Self::Client { .. }
+        )
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after } => *retry_after,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::mailbox::Mailbox;
 use super::metrics::LinkerMetrics;
 use super::policy::Policy;
-use super::record::{phase_of, reboots_of};
+use super::record::{last_reboot_of, phase_of};
 use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
@@ -209,7 +209,7 @@ impl Fleet {
             ),
             None => Policy::new(config.settings.clone(), config.id, first_poll),
         }
-        .with_reboots(reboots_of(&saved.reboot), now);
+        .with_last_reboot(last_reboot_of(&saved.reboot), now);
         let metrics = self.deps.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
         let shared = Shared {

@@ -41,7 +41,8 @@ use crate::greenapi::{InstanceState, VENDOR_CALL_INTERVAL};
 const JITTER: f64 = 0.1;
 
 /// How far below its interval a poll may come, as a fraction of it. A poll
-/// never comes later than its interval, so `poll_interval` bounds how stale
+/// is never scheduled later than its interval (it then waits for the wake
+/// grid, at most 50 ms more), so `poll_interval` bounds how stale
 /// a state can be (and how long an unlinked instance waits for its code);
 /// the spread keeps instances from polling in step. Small, because gaps
 /// shorter on average than the interval crowd a fleet's second polls onto
@@ -75,9 +76,13 @@ pub enum Input {
     },
     /// The vendor confirmed the reboot asked for by [`Action::Reboot`].
     Rebooted,
-    /// The reboot failed or was refused: nothing was rebooted.
+    /// The reboot failed. `may_have_rebooted`: the vendor may have acted on
+    /// it (a timeout, a server error, an unreadable answer), so it counts
+    /// as one for the cooldown; otherwise it was refused and nothing was
+    /// rebooted.
     RebootFailed {
         retry_after: Option<Duration>,
+        may_have_rebooted: bool,
     },
     /// An operator asked for codes now (ends a pause; allows one code
     /// outside the linking windows).
@@ -125,8 +130,9 @@ pub enum Notice {
     },
 }
 
-/// What a policy remembers about reboots, persisted across restarts (an
-/// instance is rebooted at most once per `cooldown`, whoever restarts).
+/// What a policy remembers about reboots; the last one is persisted across
+/// restarts (an instance is rebooted at most once per `cooldown`, whoever
+/// restarts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reboots {
     /// Since when the polls have found the instance `starting`.
@@ -270,18 +276,18 @@ impl Policy {
         policy
     }
 
-    /// The reboot times a restart resumes with, from a saved file: clamped
-    /// to `now` (a time in the future would hold the next reboot back for
-    /// longer than any cooldown or `reboot_stuck_after`).
-    pub fn with_reboots(mut self, saved: Reboots, now: Instant) -> Self {
-        self.reboots = Reboots {
-            starting_since: saved.starting_since.map(|at| at.min(now)),
-            last_reboot: saved.last_reboot.map(|at| at.min(now)),
-        };
+    /// The last confirmed reboot a restart resumes with, from a saved file:
+    /// clamped to `now` (a time in the future would hold the next reboot
+    /// back for longer than any cooldown). Since when the instance has been
+    /// `starting` is not kept: nobody watched it while relinkd was stopped,
+    /// so the wait starts again, and a restart can delay a reboot but never
+    /// hasten one.
+    pub fn with_last_reboot(mut self, saved: Option<Instant>, now: Instant) -> Self {
+        self.reboots.last_reboot = saved.map(|at| at.min(now));
         self
     }
 
-    /// The reboot times to persist.
+    /// The reboot times (only the last reboot is persisted).
     pub fn reboots(&self) -> Reboots {
         self.reboots
     }
@@ -329,6 +335,11 @@ impl Policy {
     /// reload must not make relinkd call a failing vendor sooner.
     pub fn update_settings(&mut self, settings: impl Into<Arc<InstanceSettings>>, now: Instant) {
         self.settings = settings.into();
+        if self.settings.reboot_stuck_after.is_none() {
+            // No reboot will be retried: its failures no longer hold polls back.
+            self.reboot_failures = 0;
+            self.reboots.starting_since = None;
+        }
         // New windows: when the wait ends is asked of the new calendar.
         if let Phase::Waiting { started, .. } = self.phase {
             let opens = self.closed_until(now).flatten();
@@ -387,9 +398,24 @@ impl Policy {
                 Vec::new()
             }
             Input::Rebooted => self.on_rebooted(now),
-            Input::RebootFailed { retry_after } => {
-                // Not a reboot: no cooldown; the next poll that still finds
-                // the instance `starting` tries again, after the backoff.
+            Input::RebootFailed {
+                may_have_rebooted: true,
+                ..
+            } => {
+                // An instance that rebooted sits in `starting` for minutes:
+                // asking again now could reboot it again and again. The
+                // cooldown starts as for a reboot; nothing is announced.
+                self.reboot_failures = 0;
+                self.reboots = Reboots {
+                    starting_since: None,
+                    last_reboot: Some(now),
+                };
+                Vec::new()
+            }
+            Input::RebootFailed { retry_after, .. } => {
+                // Refused: nothing was rebooted, so no cooldown; the next
+                // poll that still finds the instance `starting` tries again,
+                // after the backoff.
                 self.reboot_failures = self.reboot_failures.saturating_add(1);
                 self.back_off(now, self.reboot_failures, retry_after);
                 Vec::new()
@@ -594,12 +620,13 @@ impl Policy {
     }
 
     /// A reboot, if the instance has been `starting` for
-    /// `reboot_stuck_after` and none was asked for within `cooldown`.
+    /// `reboot_stuck_after` and none was confirmed (or may have happened)
+    /// within `cooldown`.
     fn reboot_if_stuck(&mut self, now: Instant) -> Vec<Action> {
-        let since = *self.reboots.starting_since.get_or_insert(now);
         let Some(after) = self.settings.reboot_stuck_after else {
             return Vec::new();
         };
+        let since = *self.reboots.starting_since.get_or_insert(now);
         let stuck_for = now.saturating_duration_since(since);
         let recently = self
             .reboots

@@ -4,7 +4,9 @@
 
 use std::time::SystemTime;
 
-use super::policy::{Code, Phase, Policy, Reboots};
+use tokio::time::Instant;
+
+use super::policy::{Code, Phase, Policy};
 use crate::clock;
 use crate::greenapi::InstanceState;
 use crate::state::{RebootRecord, Record, Saved};
@@ -20,25 +22,22 @@ fn from_ms(ms: u64) -> tokio::time::Instant {
 
 /// What a policy keeps across a restart.
 pub fn saved_of(policy: &Policy) -> Saved {
-    let ms = |at| to_ms(clock::wall(at));
-    let reboots = policy.reboots();
     Saved {
         episode: policy.persisted().as_ref().and_then(record_of),
         reboot: RebootRecord {
-            starting_since_ms: reboots.starting_since.map(ms),
-            last_reboot_ms: reboots.last_reboot.map(ms),
+            last_reboot_ms: policy
+                .reboots()
+                .last_reboot
+                .map(|at| to_ms(clock::wall(at))),
         },
     }
 }
 
-/// The reboot times a record restores (clamped by `Policy::with_reboots`;
+/// The last reboot a record restores (clamped by `Policy::with_last_reboot`;
 /// one further back than an `Instant` holds maps to now, which holds the
 /// next reboot back rather than letting one through early).
-pub fn reboots_of(record: &RebootRecord) -> Reboots {
-    Reboots {
-        starting_since: record.starting_since_ms.map(from_ms),
-        last_reboot: record.last_reboot_ms.map(from_ms),
-    }
+pub fn last_reboot_of(record: &RebootRecord) -> Option<Instant> {
+    record.last_reboot_ms.map(from_ms)
 }
 
 /// The record of a policy phase; `None` for `Watching` (nothing to keep).
@@ -138,18 +137,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn reboot_times_round_trip_through_records() {
+    async fn the_last_reboot_round_trips_through_records() {
         let now = tokio::time::Instant::now();
         let record = RebootRecord {
-            starting_since_ms: Some(to_ms(clock::wall(now - Duration::from_secs(90)))),
             last_reboot_ms: Some(to_ms(clock::wall(now - Duration::from_secs(600)))),
         };
-        let back = reboots_of(&record);
-        let off = |at: Option<tokio::time::Instant>, secs: u128| {
-            (now - at.unwrap()).as_millis().abs_diff(secs * 1000)
-        };
-        assert!(off(back.starting_since, 90) <= 2);
-        assert!(off(back.last_reboot, 600) <= 2);
-        assert_eq!(reboots_of(&RebootRecord::default()), Reboots::default());
+        let back = last_reboot_of(&record).unwrap();
+        assert!((now - back).as_millis().abs_diff(600_000) <= 2);
+        assert_eq!(last_reboot_of(&RebootRecord::default()), None);
     }
 }

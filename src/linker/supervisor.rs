@@ -22,7 +22,7 @@ use super::view::{InstanceView, progress_slack};
 use crate::clock;
 use crate::config::InstanceSettings;
 use crate::delivery::{About, Dispatcher, InstanceRef};
-use crate::greenapi::{ApiError, CodeReply, InstanceApi, InstanceState};
+use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::shutdown::Tasks;
 use crate::state::{Saved, StateBoard};
 
@@ -298,9 +298,13 @@ impl Supervisor {
         }
         match result {
             Ok(true) => Input::Rebooted,
-            Ok(false) => Input::RebootFailed { retry_after: None },
+            Ok(false) => Input::RebootFailed {
+                retry_after: None,
+                may_have_rebooted: false,
+            },
             Err(error) => Input::RebootFailed {
                 retry_after: error.retry_after(),
+                may_have_rebooted: !error.is_refusal(),
             },
         }
     }
@@ -356,13 +360,7 @@ impl Supervisor {
                 Input::CodeFailed {
                     retry_after: error.retry_after(),
                     // Only an explicit refusal proves no code was made.
-                    may_have_issued: !matches!(
-                        error,
-                        ApiError::Unauthorized { .. }
-                            | ApiError::RateLimited { .. }
-                            | ApiError::QuotaExceeded
-                            | ApiError::Client { .. }
-                    ),
+                    may_have_issued: !error.is_refusal(),
                 },
             ),
         };

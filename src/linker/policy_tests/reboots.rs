@@ -89,7 +89,7 @@ fn the_reboot_notice_waits_for_the_vendor_to_confirm_it() {
 }
 
 #[test]
-fn a_failed_reboot_is_not_announced_does_not_start_the_cooldown_and_is_retried_at_the_backoff() {
+fn a_refused_reboot_is_not_announced_does_not_start_the_cooldown_and_is_retried_at_the_backoff() {
     let mut h = rebooting_after(10 * MIN);
     let start = h.now;
     // Refused twice, then failing with a Retry-After, then confirmed.
@@ -98,9 +98,16 @@ fn a_failed_reboot_is_not_announced_does_not_start_the_cooldown_and_is_retried_a
             Input::Rebooted,
             Input::RebootFailed {
                 retry_after: Some(7 * MIN),
+                may_have_rebooted: false,
             },
-            Input::RebootFailed { retry_after: None },
-            Input::RebootFailed { retry_after: None },
+            Input::RebootFailed {
+                retry_after: None,
+                may_have_rebooted: false,
+            },
+            Input::RebootFailed {
+                retry_after: None,
+                may_have_rebooted: false,
+            },
         ]
         .into_iter()
         .collect::<Vec<_>>(),
@@ -132,6 +139,37 @@ fn a_failed_reboot_is_not_announced_does_not_start_the_cooldown_and_is_retried_a
     assert!(seen.last().unwrap().1.contains(notices[0]));
     // The cooldown runs from the confirmed reboot.
     assert_eq!(h.policy.reboots().last_reboot, Some(reboots[3]));
+}
+
+#[test]
+fn a_reboot_that_may_have_happened_is_not_announced_and_starts_the_cooldown() {
+    // A timeout or a server error: the vendor may have rebooted it, and a
+    // rebooted instance is `starting` for minutes; asking again at the
+    // backoff could reboot it again and again.
+    let mut h = rebooting_after(10 * MIN);
+    let start = h.now;
+    let seen = polls_answering(
+        &mut h,
+        InstanceState::Starting,
+        start + 3 * 60 * MIN,
+        || Input::RebootFailed {
+            retry_after: None,
+            may_have_rebooted: true,
+        },
+    );
+    let reboots = reboot_times(&seen);
+    assert!(
+        reboots.len() >= 2,
+        "asked again after the cooldown: {seen:?}"
+    );
+    assert!(reboots[1] - reboots[0] >= 60 * MIN, "{reboots:?}");
+    assert!(
+        !seen
+            .iter()
+            .flat_map(|(_, a)| a)
+            .any(|a| matches!(a, Action::Notify(_))),
+        "nothing is announced: {seen:?}"
+    );
 }
 
 #[test]
