@@ -53,23 +53,34 @@ async fn a_stuck_instance_is_rebooted_once_and_then_relinked_and_no_other_state_
     s.stop().await;
 }
 
-/// A `reboot` the simulator confirms without rebooting: the instance stays
-/// `starting`, as a really stuck one does.
-fn confirmed_but_still_stuck() -> Fault {
+/// The simulator answering `reboot` with `code` and `body`.
+fn reboot_answered(code: u16, body: &str) -> Fault {
     Fault::new(FaultKind::Status {
-        code: 200,
-        body: r#"{"isReboot":true}"#.into(),
+        code,
+        body: body.into(),
     })
     .on("reboot")
 }
 
+/// A `reboot` the simulator confirms without rebooting: the instance stays
+/// `starting`, as a really stuck one does.
+fn confirmed_but_still_stuck() -> Fault {
+    reboot_answered(200, r#"{"isReboot":true}"#)
+}
+
+/// One instance stuck in `starting`, rebooted after a minute at most once
+/// an hour, its `reboot` calls answered by `fault`.
+async fn stuck_instance(fault: Fault) -> Running {
+    Scenario::new(&["starting"])
+        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
+        .prepare(move |sim, _| sim.set_fault(FIRST_ID, fault))
+        .start()
+        .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_restart_does_not_reboot_again_within_the_cooldown() {
-    let s = Scenario::new(&["starting"])
-        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
-        .prepare(|sim, _| sim.set_fault(FIRST_ID, confirmed_but_still_stuck()))
-        .start()
-        .await;
+    let s = stuck_instance(confirmed_but_still_stuck()).await;
     wait(secs(3 * 60)).await;
     let first = calls_to(&s.sim, FIRST_ID, "reboot");
     assert_eq!(first.len(), 1);
@@ -97,21 +108,7 @@ async fn a_restart_does_not_reboot_again_within_the_cooldown() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_reboot_is_counted_not_announced_and_retried_until_it_succeeds() {
-    let s = Scenario::new(&["starting"])
-        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
-        .prepare(|sim, _| {
-            sim.set_fault(
-                FIRST_ID,
-                Fault::new(FaultKind::Status {
-                    code: 400,
-                    body: "Bad Request".into(),
-                })
-                .on("reboot")
-                .times(2),
-            )
-        })
-        .start()
-        .await;
+    let s = stuck_instance(reboot_answered(400, "Bad Request").times(2)).await;
     let statuses = |s: &Running| -> Vec<u16> {
         s.sim
             .calls(FIRST_ID)
@@ -156,20 +153,7 @@ async fn a_refused_reboot_is_counted_not_announced_and_retried_until_it_succeeds
 
 #[tokio::test(start_paused = true)]
 async fn a_reboot_answered_by_a_server_error_may_have_happened_so_it_waits_for_the_cooldown() {
-    let s = Scenario::new(&["starting"])
-        .defaults("poll_interval = \"30s\"\nreboot_stuck_after = \"1m\"\ncooldown = \"1h\"")
-        .prepare(|sim, _| {
-            sim.set_fault(
-                FIRST_ID,
-                Fault::new(FaultKind::Status {
-                    code: 500,
-                    body: "Internal Server Error".into(),
-                })
-                .on("reboot"),
-            )
-        })
-        .start()
-        .await;
+    let s = stuck_instance(reboot_answered(500, "Internal Server Error")).await;
     wait(secs(2 * 60)).await;
     assert_eq!(calls_to(&s.sim, FIRST_ID, "reboot").len(), 1);
     assert_eq!(
