@@ -2,13 +2,12 @@
 //! its phone number, the channels that get its messages, and its settings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use toml::Value;
 
 use super::raw::{RawChannel, RawInstance};
 use super::time_intervals::Intervals;
-use std::sync::Arc;
-
 use super::{InstanceConfig, InstanceSettings, settings};
 use crate::validation::{Report, Reported, SecretContext, Sources, describe, http_url, resolve};
 

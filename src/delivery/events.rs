@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+use super::health::{ChannelHealth, LogDecision};
+use super::metrics::DeliveryMetrics;
+use super::{Event, Failure, SendError};
+
 /// `tracing::$level!(...)`, or `debug!` when something else already shows
 /// the same to the user (`shown`).
 macro_rules! unless_shown {
@@ -16,10 +20,6 @@ macro_rules! unless_shown {
         }
     };
 }
-
-use super::health::{ChannelHealth, LogDecision};
-use super::metrics::DeliveryMetrics;
-use super::{Event, Failure, SendError};
 
 /// A notification reached its channel.
 pub struct Delivered<'a> {

@@ -14,9 +14,11 @@
 //!   `starting`, `sleepMode` and unknown states: wait, no codes.
 //! - Opt-in (`reboot_stuck_after`): an instance `starting` that long gets
 //!   one `reboot`, and one notice once the vendor confirms it; at most one
-//!   reboot per `cooldown` (restarts too: both times are persisted); a
-//!   failed or refused reboot sends nothing, does not start the cooldown and
-//!   is retried at the error backoff. Never an instance in any other state.
+//!   reboot per `cooldown` (restarts too: the last one is persisted). A
+//!   refused reboot sends nothing, does not start the cooldown and is
+//!   retried at the error backoff; one that may have happened all the same
+//!   sends nothing and starts the cooldown. Never an instance in any other
+//!   state.
 //! - Codes only inside the instance's linking windows: outside them, one
 //!   `WaitingForWindow` notice and no code until a window opens (whether
 //!   one is open is computed from the calendar at each decision, never
@@ -24,11 +26,10 @@
 //!   already delivered when a window closes is left to expire. A relink
 //!   allows one code outside the windows.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use std::sync::Arc;
-
 use rand::{Rng as _, SeedableRng as _};
 use tokio::time::Instant;
 
@@ -405,11 +406,7 @@ impl Policy {
                 // An instance that rebooted sits in `starting` for minutes:
                 // asking again now could reboot it again and again. The
                 // cooldown starts as for a reboot; nothing is announced.
-                self.reboot_failures = 0;
-                self.reboots = Reboots {
-                    starting_since: None,
-                    last_reboot: Some(now),
-                };
+                self.start_reboot_cooldown(now);
                 Vec::new()
             }
             Input::RebootFailed { retry_after, .. } => {
@@ -645,13 +642,18 @@ impl Policy {
             .reboots
             .starting_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        self.start_reboot_cooldown(now);
+        vec![Action::Notify(Notice::Rebooting { stuck_for })]
+    }
+
+    /// A reboot happened (or may have) at `now`: no reboot for `cooldown`,
+    /// and the instance's own `starting` after it is a new wait.
+    fn start_reboot_cooldown(&mut self, now: Instant) {
         self.reboot_failures = 0;
         self.reboots = Reboots {
-            // Its own `starting` after the reboot is a new wait.
             starting_since: None,
             last_reboot: Some(now),
         };
-        vec![Action::Notify(Notice::Rebooting { stuck_for })]
     }
 
     /// When the episode (the instance unlinked) started; `None` outside one.
@@ -670,15 +672,13 @@ impl Policy {
     /// notice, for the window, follows).
     fn pause_end(&self, now: Instant) -> Instant {
         let cooled = now + self.settings.cooldown;
-        let wall_cooled = clock::wall(cooled);
-        match self.settings.linking_windows.at(wall_cooled) {
-            Opening::OpensAt(at) => cooled + at.duration_since(wall_cooled).unwrap_or_default(),
-            Opening::Open | Opening::Never => cooled,
-        }
+        // No window ever: the pause ends with the cooldown.
+        self.closed_until(cooled).flatten().unwrap_or(cooled)
     }
 
-    /// `None` if a linking window is open at `now`; else when the next one
-    /// opens (`Some(None)`: none will within the calendar's horizon).
+    /// `None` if a linking window is open at `now` (or any other instant);
+    /// else when the next one opens (`Some(None)`: none will within the
+    /// calendar's horizon).
     fn closed_until(&self, now: Instant) -> Option<Option<Instant>> {
         let wall_now = clock::wall(now);
         match self.settings.linking_windows.at(wall_now) {
