@@ -72,17 +72,23 @@ async fn run(dir: &std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> std::pro
     .unwrap()
 }
 
+/// What `relinkd ARGS` prints on stdout; it must succeed.
+async fn stdout_of(dir: &std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> String {
+    let out = run(dir, args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "relinkd {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_prints_a_table_of_the_fleet_without_secrets() {
     let (daemon, dir, _sim, hook) = daemon_with_config_file(150).await;
     let dir = std::sync::Arc::new(dir);
-    let out = run(&dir, &["status"]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(&dir, &["status"]).await;
     assert!(stdout.starts_with("ID "), "{stdout}");
     assert!(
         stdout.contains("line-0") && stdout.contains("authorized"),
@@ -111,13 +117,7 @@ async fn status_shows_a_failing_channels_last_error_under_the_table_then_the_sum
         assert!(std::time::Instant::now() < deadline, "no delivery error");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let out = run(&dir, &["status"]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(&dir, &["status"]).await;
     let lines: Vec<&str> = stdout.lines().collect();
     // The table (a header, two instances), the errors, the summary last.
     assert!(lines[0].starts_with("ID "), "{stdout}");
@@ -203,13 +203,7 @@ async fn relink_takes_a_name_and_says_a_valid_code_is_kept() {
     let (daemon, dir, sim, _hook) = daemon_with_config_file(150).await;
     let dir = std::sync::Arc::new(dir);
     let unlinked = FIRST_ID + 1;
-    let out = run(&dir, &["relink", "line-1"]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(&dir, &["relink", "line-1"]).await;
     assert!(
         stdout.starts_with(&format!(
             "relink requested for line-1 ({unlinked}): a code is still valid until "
@@ -272,14 +266,8 @@ fn status_from_a_shell_that_cannot_read_the_credential_points_to_admin_token_fil
 async fn test_channel_with_digest_sends_the_running_fleets_digest_now() {
     let (daemon, dir, _sim, hook) = daemon_with_config_file(150).await;
     let dir = std::sync::Arc::new(dir);
-    let out = run(&dir, &["test-channel", "hook", "--digest"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout_of(&dir, &["test-channel", "hook", "--digest"]).await,
         "channel hook: digest delivered\n"
     );
     let digests = hook.events("digest");
