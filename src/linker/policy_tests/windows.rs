@@ -196,16 +196,12 @@ fn a_linked_instance_ends_the_wait_with_a_linked_notice() {
     assert_eq!(h.policy.phase(), &Phase::Watching);
 }
 
-#[test]
-fn a_budget_pause_ending_outside_the_windows_resumes_at_the_next_window_with_one_notice() {
-    // Open for the first 30 minutes and again from the 3rd hour; the 1 h
-    // cooldown ends in between.
-    let start = clock::wall(Instant::now());
-    let mut windows = windows_between(start - MIN, start + 30 * MIN);
-    windows.extend(windows_between(start + 3 * HOUR, start + 4 * HOUR));
+/// Spends a one-code budget under `windows`: the code, its expiry, and the
+/// one `paused` notice, whose end is returned.
+fn pause_after_one_code(windows: Calendar) -> (Harness, Instant) {
     let mut h = Harness::with(InstanceSettings {
         codes_per_episode: 1,
-        linking_windows: Calendar::new(windows),
+        linking_windows: windows,
         ..settings()
     });
     let expires_at = h.get_code();
@@ -214,12 +210,24 @@ fn a_budget_pause_ending_outside_the_windows_resumes_at_the_next_window_with_one
     let [Action::Notify(Notice::Paused { until, .. })] = paused.as_slice() else {
         panic!("{paused:?}")
     };
-    let resumes = *until - h.now;
+    let until = *until;
+    (h, until)
+}
+
+#[test]
+fn a_budget_pause_ending_outside_the_windows_resumes_at_the_next_window_with_one_notice() {
+    // Open for the first 30 minutes and again from the 3rd hour; the 1 h
+    // cooldown ends in between.
+    let start = clock::wall(Instant::now());
+    let mut windows = windows_between(start - MIN, start + 30 * MIN);
+    windows.extend(windows_between(start + 3 * HOUR, start + 4 * HOUR));
+    let (mut h, until) = pause_after_one_code(Calendar::new(windows));
+    let resumes = until - h.now;
     let second_opens = clock::instant(start + 3 * HOUR);
     assert!(
         until
-            .max(&second_opens)
-            .saturating_duration_since(*until.min(&second_opens))
+            .max(second_opens)
+            .saturating_duration_since(until.min(second_opens))
             < MIN,
         "resumes_at is the next window's start, {resumes:?} from now"
     );
@@ -232,30 +240,16 @@ fn a_budget_pause_ending_outside_the_windows_resumes_at_the_next_window_with_one
             break;
         }
     }
-    assert!(
-        h.now >= *until && h.now - *until < S,
-        "{:?}",
-        h.now - *until
-    );
+    assert!(h.now >= until && h.now - until < S, "{:?}", h.now - until);
 }
 
 #[test]
 fn a_budget_pause_ending_inside_a_window_keeps_the_cooldown() {
-    let mut h = Harness::with(InstanceSettings {
-        codes_per_episode: 1,
-        linking_windows: open_between(
-            clock::wall(Instant::now()) - MIN,
-            clock::wall(Instant::now()) + 20 * HOUR,
-        ),
-        ..settings()
-    });
-    let expires_at = h.get_code();
-    h.wait(expires_at - h.now);
-    let paused = h.poll(InstanceState::NotAuthorized);
-    let [Action::Notify(Notice::Paused { until, .. })] = paused.as_slice() else {
-        panic!("{paused:?}")
-    };
-    assert_eq!(*until - h.now, HOUR);
+    let (h, until) = pause_after_one_code(open_between(
+        clock::wall(Instant::now()) - MIN,
+        clock::wall(Instant::now()) + 20 * HOUR,
+    ));
+    assert_eq!(until - h.now, HOUR);
 }
 
 #[test]
