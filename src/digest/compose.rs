@@ -53,28 +53,15 @@ pub fn compose(
     let mut unlinked: Vec<Unlinked> = Vec::new();
     for s in statuses {
         let state = s.state.as_deref();
-        let listed = match (s.phase.as_str(), state) {
-            ("paused" | "waiting", _) => {
-                counts.paused += 1;
-                true
-            }
-            ("restricted", _) => {
-                counts.restricted += 1;
-                false
-            }
-            (_, Some("authorized")) => {
-                counts.linked += 1;
-                false
-            }
-            (_, Some("notAuthorized")) => {
-                counts.unlinked += 1;
-                true
-            }
-            _ => {
-                counts.other += 1;
-                false
-            }
+        // Which count it adds to, and whether it is listed.
+        let (count, listed) = match (s.phase.as_str(), state) {
+            ("paused" | "waiting", _) => (&mut counts.paused, true),
+            ("restricted", _) => (&mut counts.restricted, false),
+            (_, Some("authorized")) => (&mut counts.linked, false),
+            (_, Some("notAuthorized")) => (&mut counts.unlinked, true),
+            _ => (&mut counts.other, false),
         };
+        *count += 1;
         if listed {
             unlinked.push(Unlinked {
                 id: s.id,
