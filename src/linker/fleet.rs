@@ -20,7 +20,7 @@ use super::record::{last_reboot_of, phase_of};
 use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
 use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
-use crate::delivery::{Dispatcher, InstanceRef};
+use crate::delivery::Dispatcher;
 use crate::greenapi::{Client, InstanceApi, InstanceState};
 use crate::readiness::Readiness;
 use crate::shutdown::Tasks;
@@ -83,6 +83,8 @@ pub struct Fleet {
     deps: FleetDeps,
     /// The current channels, shared with every supervisor.
     dispatcher: watch::Sender<Dispatcher>,
+    /// What every supervisor is given of the daemon.
+    shared: Arc<Shared>,
     /// What readers see; kept in step with `running`.
     view: FleetView,
     /// The supervisors, by instance id.
@@ -91,9 +93,19 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(deps: FleetDeps, dispatcher: Dispatcher) -> Self {
+        let dispatcher = watch::Sender::new(dispatcher);
+        let shared = Arc::new(Shared {
+            dispatcher: dispatcher.subscribe(),
+            board: deps.board.clone(),
+            deliveries: deps.deliveries.clone(),
+            codes: deps.metrics.codes.clone(),
+            forwarded_mismatches: deps.metrics.forwarded_mismatches.clone(),
+            reboot_failures: deps.metrics.reboot_failures.clone(),
+        });
         Self {
             deps,
-            dispatcher: watch::Sender::new(dispatcher),
+            dispatcher,
+            shared,
             view: FleetView::default(),
             running: HashMap::new(),
         }
@@ -166,8 +178,10 @@ impl Fleet {
                 running.api = self.deps.client.instance(&instance.endpoint());
             }
             let update = Update {
-                spec: spec(instance, running.api.clone()),
-                settings: instance.settings.clone(),
+                spec: InstanceSpec {
+                    config: instance.clone(),
+                    api: running.api.clone(),
+                },
                 metrics: self.deps.metrics.instance(instance.id, &instance.name),
             };
             running.mailbox.update(Arc::new(update));
@@ -212,23 +226,24 @@ impl Fleet {
         .with_last_reboot(last_reboot_of(&saved.reboot), now);
         let metrics = self.deps.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
-        let shared = Shared {
-            dispatcher: self.dispatcher.subscribe(),
-            view: view.clone(),
-            board: self.deps.board.clone(),
-            deliveries: self.deps.deliveries.clone(),
-            codes: self.deps.metrics.codes.clone(),
-            forwarded_mismatches: self.deps.metrics.forwarded_mismatches.clone(),
-            reboot_failures: self.deps.metrics.reboot_failures.clone(),
-        };
         let mailbox = Arc::new(Mailbox::default());
         let stop = self.deps.supervisors.child_token();
         let inbox = Inbox {
             mailbox: mailbox.clone(),
             stop: stop.clone(),
         };
-        let supervisor =
-            Supervisor::new(spec(&config, api.clone()), policy, metrics, shared, inbox);
+        let spec = InstanceSpec {
+            config: config.clone(),
+            api: api.clone(),
+        };
+        let supervisor = Supervisor::new(
+            spec,
+            policy,
+            metrics,
+            self.shared.clone(),
+            view.clone(),
+            inbox,
+        );
         let run = supervisor.run();
         // Boxed: an `async fn` keeps a moved-in future twice in its own
         // (rust-lang/rust#62958), and this is what every idle instance costs.
@@ -295,18 +310,6 @@ async fn reporting_a_panic(
             "the supervisor of this instance panicked; it is no longer watched; \
              relinkd reports not ready until it is restarted"
         );
-    }
-}
-
-fn spec(config: &InstanceConfig, api: InstanceApi) -> InstanceSpec {
-    InstanceSpec {
-        instance: InstanceRef {
-            id: config.id,
-            name: config.name.clone(),
-        },
-        phone: config.phone,
-        channels: config.channels.clone(),
-        api,
     }
 }
 

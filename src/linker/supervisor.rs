@@ -20,7 +20,7 @@ use super::policy::{Action, Input, Notice, Phase, Policy};
 use super::record::saved_of;
 use super::view::{InstanceView, progress_slack};
 use crate::clock;
-use crate::config::InstanceSettings;
+use crate::config::InstanceConfig;
 use crate::delivery::{About, Dispatcher, InstanceRef};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::shutdown::Tasks;
@@ -32,9 +32,8 @@ const NOTICE_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// What the fleet knows of an instance to supervise it.
 #[derive(Clone)]
 pub struct InstanceSpec {
-    pub instance: InstanceRef,
-    pub phone: u64,
-    pub channels: Vec<String>,
+    /// The instance as configured: the running config's own, not a copy.
+    pub config: Arc<InstanceConfig>,
     pub api: InstanceApi,
 }
 
@@ -42,7 +41,6 @@ pub struct InstanceSpec {
 #[derive(Clone)]
 pub struct Update {
     pub spec: InstanceSpec,
-    pub settings: Arc<InstanceSettings>,
     pub metrics: Arc<InstanceMetrics>,
 }
 
@@ -55,14 +53,12 @@ pub struct Inbox {
     pub stop: CancellationToken,
 }
 
-/// What a supervisor shares with the rest of the daemon.
-#[derive(Clone)]
+/// What every supervisor shares with the rest of the daemon: one for the
+/// fleet, behind an `Arc`, since each supervisor's bytes count 50,000 times.
 pub struct Shared {
     /// The fleet's current channels; a reload swaps them for every
     /// supervisor at once, without touching any supervisor.
     pub dispatcher: watch::Receiver<Dispatcher>,
-    /// Written here, read by the admin API and the watchdog.
-    pub view: Arc<InstanceView>,
     /// Written here, persisted by the state writer.
     pub board: StateBoard,
     /// Where deliveries run: shutdown gives them a grace to finish after
@@ -83,10 +79,9 @@ pub struct Supervisor {
     /// This instance's series; replaced when a reload renames it.
     metrics: Arc<InstanceMetrics>,
     /// Handles into the rest of the daemon.
-    shared: Shared,
-    /// Carries `wa_instance` and `instance` for every line logged here and
-    /// in this instance's deliveries; replaced when a reload renames it.
-    span: tracing::Span,
+    shared: Arc<Shared>,
+    /// Written here, read by the admin API and the watchdog.
+    view: Arc<InstanceView>,
     /// The entry last put on the board (to publish only changes).
     published: Saved,
     /// What the next status update shows as the last error.
@@ -116,16 +111,17 @@ impl Supervisor {
         spec: InstanceSpec,
         policy: Policy,
         metrics: Arc<InstanceMetrics>,
-        shared: Shared,
+        shared: Arc<Shared>,
+        view: Arc<InstanceView>,
         inbox: Inbox,
     ) -> Self {
-        let published = shared.board.get(spec.instance.id);
+        let published = shared.board.get(spec.config.id);
         Self {
-            span: span_of(&spec.instance),
             spec,
             policy,
             metrics,
             shared,
+            view,
             published,
             last_error: None,
             episode_measured: false,
@@ -148,12 +144,7 @@ impl Supervisor {
             self.publish();
             // Cloned once: `turn` borrows all of `self` while it waits on it.
             let stop = self.inbox.stop.clone();
-            loop {
-                let span = self.span.clone();
-                if let Turn::Stop = self.turn(&stop).instrument(span).await {
-                    break;
-                }
-            }
+            while let Turn::Continue = self.turn(&stop).await {}
         }
     }
 
@@ -161,51 +152,66 @@ impl Supervisor {
     async fn turn(&mut self, stop: &CancellationToken) -> Turn {
         let next = self.policy.next_at();
         let slack = progress_slack(self.policy.settings().request_timeout);
-        self.shared
-            .view
+        self.view
             .expect_progress_by(next.max(Instant::now()) + slack);
-        let input = tokio::select! {
+        let mail = tokio::select! {
             () = stop.cancelled() => return Turn::Stop,
-            mail = self.inbox.mailbox.next() => match mail {
-                Mail::Relink => {
-                    RelinkRequested.emit();
-                    Input::RelinkRequested
-                }
-                Mail::Hint(hinted) => {
-                    StateHinted { state: &hinted }.emit();
-                    self.hinted = Some(hinted);
-                    Input::StateHinted
-                }
-                Mail::Update(update) => {
-                    self.apply(Arc::unwrap_or_clone(update));
-                    return Turn::Continue;
-                }
-                Mail::Delivered { expires_at, delivered } => {
-                    self.measure_delivery(delivered);
-                    Input::CodeDelivered { expires_at, delivered }
-                }
-            },
-            () = tokio::time::sleep_until(clock::on_wake_grid(next)) => Input::Due,
+            mail = self.inbox.mailbox.next() => Some(mail),
+            () = tokio::time::sleep_until(clock::on_wake_grid(next)) => None,
+        };
+        // A span for this turn only, not one for the supervisor's life: a
+        // span lives in the subscriber's registry (about 400 bytes with its
+        // fields), and most instances are idle most of the time.
+        let span = span_of(&self.spec.config);
+        let Some(input) = span.in_scope(|| self.input_of(mail)) else {
+            return Turn::Continue;
         };
         // Boxed: a step's vendor call and its futures take kilobytes, and
         // unboxed they would be part of every idle supervisor's task.
         tokio::select! {
             () = stop.cancelled() => return Turn::Stop,
-            () = Box::pin(self.step(input)) => {}
+            () = Box::pin(self.step(input)).instrument(span) => {}
         }
         self.publish();
         Turn::Continue
     }
 
+    /// What woke the supervisor, as the policy's input (none for a
+    /// reload's update, which is applied here).
+    fn input_of(&mut self, mail: Option<Mail<Update>>) -> Option<Input> {
+        let Some(mail) = mail else {
+            return Some(Input::Due);
+        };
+        Some(match mail {
+            Mail::Relink => {
+                RelinkRequested.emit();
+                Input::RelinkRequested
+            }
+            Mail::Hint(hinted) => {
+                StateHinted { state: &hinted }.emit();
+                self.hinted = Some(hinted);
+                Input::StateHinted
+            }
+            Mail::Update(update) => {
+                self.apply(Arc::unwrap_or_clone(update));
+                return None;
+            }
+            Mail::Delivered {
+                expires_at,
+                delivered,
+            } => {
+                self.measure_delivery(delivered);
+                Input::CodeDelivered {
+                    expires_at,
+                    delivered,
+                }
+            }
+        })
+    }
+
     fn apply(&mut self, update: Update) {
-        let Update {
-            spec,
-            settings,
-            metrics,
-        } = update;
-        if spec.instance != self.spec.instance {
-            self.span = span_of(&spec.instance);
-        }
+        let Update { spec, metrics } = update;
+        let settings = spec.config.settings.clone();
         self.spec = spec;
         self.metrics = metrics;
         if *settings != *self.policy.settings() {
@@ -252,14 +258,11 @@ impl Supervisor {
             matches!(self.policy.phase(), Phase::Paused { .. }),
             matches!(self.policy.phase(), Phase::Waiting { .. }),
         );
-        self.shared.view.update(
-            &self.spec.instance.name,
-            &self.policy,
-            self.last_error.take(),
-        );
+        self.view
+            .update(&self.spec.config.name, &self.policy, self.last_error.take());
         let saved = saved_of(&self.policy);
         if saved != self.published {
-            self.shared.board.set(self.spec.instance.id, saved.clone());
+            self.shared.board.set(self.spec.config.id, saved.clone());
             self.published = saved;
         }
     }
@@ -269,7 +272,7 @@ impl Supervisor {
         let mut queue: VecDeque<Action> = self.policy.handle(input, Instant::now()).into();
         while let Some(action) = queue.pop_front() {
             let slack = progress_slack(self.policy.settings().request_timeout);
-            self.shared.view.expect_progress_by(Instant::now() + slack);
+            self.view.expect_progress_by(Instant::now() + slack);
             let follow_up = match action {
                 Action::PollState => self.poll().await,
                 Action::RequestCode => self.request_code().await,
@@ -343,7 +346,12 @@ impl Supervisor {
     }
 
     async fn request_code(&mut self) -> Input {
-        let (event, input) = match self.spec.api.get_authorization_code(self.spec.phone).await {
+        let (event, input) = match self
+            .spec
+            .api
+            .get_authorization_code(self.spec.config.phone)
+            .await
+        {
             Ok(CodeReply::Code(code)) => {
                 self.code = Some(code);
                 (
@@ -380,7 +388,7 @@ impl Supervisor {
         self.publish();
         CodeDelivering {
             expires_at: expiry,
-            channels: &self.spec.channels,
+            channels: &self.spec.config.channels,
         }
         .emit();
         let codes_used = match self.policy.phase() {
@@ -389,15 +397,15 @@ impl Supervisor {
         };
         let notification = self.about().code(code, codes_used, expiry, expires_at);
         let dispatcher = self.shared.dispatcher.borrow().clone();
-        let channels = self.spec.channels.clone();
+        let config = self.spec.config.clone();
         let report = self.inbox.mailbox.clone();
-        let observer = self.shared.view.clone();
+        let observer = self.view.clone();
         let token = self.shared.deliveries.child_token();
         self.shared.deliveries.spawn_until(
             token.clone(),
             async move {
                 let delivered = dispatcher
-                    .deliver(Arc::new(notification), &channels, observer)
+                    .deliver(Arc::new(notification), &config.channels, observer)
                     .await;
                 report.delivered(expires_at, delivered);
             }
@@ -408,8 +416,11 @@ impl Supervisor {
 
     fn about(&self) -> About {
         About {
-            instance: self.spec.instance.clone(),
-            phone: self.spec.phone,
+            instance: InstanceRef {
+                id: self.spec.config.id,
+                name: self.spec.config.name.clone(),
+            },
+            phone: self.spec.config.phone,
             timezone: self.policy.settings().timezone.clone(),
         }
     }
@@ -449,13 +460,13 @@ impl Supervisor {
             }
         };
         let dispatcher = self.shared.dispatcher.borrow().clone();
-        let channels = self.spec.channels.clone();
-        let observer = self.shared.view.clone();
+        let config = self.spec.config.clone();
+        let observer = self.view.clone();
         self.shared.deliveries.spawn_until(
             self.shared.deliveries.child_token(),
             async move {
                 dispatcher
-                    .deliver(Arc::new(notification), &channels, observer)
+                    .deliver(Arc::new(notification), &config.channels, observer)
                     .await;
             }
             .in_current_span(),
@@ -471,6 +482,6 @@ impl Supervisor {
 }
 
 /// The span every line about `instance` is logged in.
-fn span_of(instance: &InstanceRef) -> tracing::Span {
+fn span_of(instance: &InstanceConfig) -> tracing::Span {
     tracing::info_span!("supervisor", wa_instance = instance.id, instance = %instance.name)
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::policy::{Phase, Policy};
 use crate::clock::{self, rfc3339};
 use crate::delivery::{Observer, SendError};
+use crate::greenapi::InstanceState;
 
 /// One instance as the admin API shows it. Never a code or a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,13 +63,104 @@ pub struct DeliveryError {
 /// One supervisor's view; written by the supervisor, read by anyone.
 pub struct InstanceView {
     /// Written by the supervisor after each step, read by the admin API.
-    status: Mutex<InstanceStatus>,
+    published: Mutex<Published>,
     /// Milliseconds on the monotonic clock by which the supervisor must have
     /// moved on; past it, the supervisor is wedged.
     due_by_ms: AtomicU64,
     /// Set when the supervisor's task ends (it should only end at shutdown
     /// or when its instance leaves the config).
     ended: AtomicBool,
+}
+
+/// What a supervisor last published, kept as the policy has it: every poll
+/// publishes, while a status is read only now and then, so the formatting
+/// into an [`InstanceStatus`] happens on reading.
+struct Published {
+    id: u64,
+    name: String,
+    state: Option<InstanceState>,
+    /// When `state` was first seen (wall clock, as it was then).
+    state_since: Option<SystemTime>,
+    phase: Phase,
+    codes_per_episode: u32,
+    failures: u32,
+    next_at: Instant,
+    last_error: Option<String>,
+    delivery_errors: BTreeMap<String, DeliveryError>,
+}
+
+impl Published {
+    /// `watching`, `linking`, `paused`, `waiting` or `restricted`.
+    fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Watching => "watching",
+            Phase::Alerted(_) => "restricted",
+            Phase::Linking { .. } => "linking",
+            Phase::Paused { .. } => "paused",
+            Phase::Waiting { .. } => "waiting",
+        }
+    }
+
+    fn status(&self, now: Instant) -> InstanceStatus {
+        let wall = |at: Instant| rfc3339(clock::wall(at));
+        let mut status = InstanceStatus {
+            id: self.id,
+            name: self.name.clone(),
+            state: self.state.as_ref().map(|s| s.as_str().to_owned()),
+            state_since: self.state_since.map(rfc3339),
+            phase: self.phase_name().to_owned(),
+            episode_started: None,
+            codes_used: 0,
+            codes_per_episode: self.codes_per_episode,
+            code_expires_at: None,
+            paused_until: None,
+            next_action: String::new(),
+            next_at: wall(self.next_at),
+            last_error: self.last_error.clone(),
+            consecutive_failures: self.failures,
+            delivery_errors: self.delivery_errors.clone(),
+        };
+        status.next_action = match &self.phase {
+            Phase::Watching | Phase::Alerted(_) => "poll".to_owned(),
+            Phase::Linking {
+                started,
+                codes_used,
+                code,
+            } => {
+                status.episode_started = Some(wall(*started));
+                status.codes_used = *codes_used;
+                status.code_expires_at = code
+                    .filter(|c| c.expires_at > now)
+                    .map(|c| wall(c.expires_at));
+                match status.code_expires_at {
+                    Some(_) => "poll (code outstanding)".to_owned(),
+                    None => "poll, then request a code".to_owned(),
+                }
+            }
+            Phase::Paused {
+                started,
+                until,
+                codes_used,
+            } => {
+                status.episode_started = Some(wall(*started));
+                status.codes_used = *codes_used;
+                status.paused_until = Some(wall(*until));
+                "poll (codes paused)".to_owned()
+            }
+            Phase::Waiting { started, opens } => {
+                status.episode_started = Some(wall(*started));
+                status.paused_until = opens.map(wall);
+                match &status.paused_until {
+                    Some(until) => format!("waiting for window until {until}"),
+                    None => "waiting for window (none opens)".to_owned(),
+                }
+            }
+        };
+        if self.failures > 0 {
+            status.next_action = "poll (backing off after errors)".to_owned();
+        }
+        status
+    }
 }
 
 /// Phase counts over the fleet (for `STATUS=`).
@@ -166,12 +258,12 @@ impl FleetView {
             ..Summary::default()
         };
         for view in instances.values() {
-            let status = view.lock();
-            match (status.phase.as_str(), status.state.as_deref()) {
-                ("linking", _) => summary.linking += 1,
-                ("paused" | "waiting", _) => summary.paused += 1,
-                ("restricted", _) => summary.restricted += 1,
-                (_, Some("authorized")) => summary.linked += 1,
+            let published = view.lock();
+            match (&published.phase, &published.state) {
+                (Phase::Linking { .. }, _) => summary.linking += 1,
+                (Phase::Paused { .. } | Phase::Waiting { .. }, _) => summary.paused += 1,
+                (Phase::Alerted(_), _) => summary.restricted += 1,
+                (_, Some(InstanceState::Authorized)) => summary.linked += 1,
                 _ => summary.other += 1,
             }
         }
@@ -207,21 +299,16 @@ static MONO_ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 impl InstanceView {
     pub fn new(id: u64, name: &str) -> Self {
         Self {
-            status: Mutex::new(InstanceStatus {
+            published: Mutex::new(Published {
                 id,
                 name: name.to_owned(),
                 state: None,
                 state_since: None,
-                phase: "watching".into(),
-                episode_started: None,
-                codes_used: 0,
+                phase: Phase::Watching,
                 codes_per_episode: 0,
-                code_expires_at: None,
-                paused_until: None,
-                next_action: "poll".into(),
-                next_at: rfc3339(clock::now()),
+                failures: 0,
+                next_at: Instant::now(),
                 last_error: None,
-                consecutive_failures: 0,
                 delivery_errors: BTreeMap::new(),
             }),
             due_by_ms: AtomicU64::new(u64::MAX),
@@ -239,11 +326,11 @@ impl InstanceView {
     }
 
     pub fn status(&self) -> InstanceStatus {
-        self.lock().clone()
+        self.lock().status(Instant::now())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, InstanceStatus> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The supervisor promises to act again by `deadline`.
@@ -258,72 +345,23 @@ impl InstanceView {
 
     /// Refreshes the status from the policy after a step.
     pub fn update(&self, name: &str, policy: &Policy, last_error: Option<String>) {
-        let mut s = self.lock();
-        s.name.clear();
-        s.name.push_str(name);
-        let observed = policy.observed().map(|st| st.as_str().to_owned());
-        if observed != s.state {
-            s.state_since = observed.as_ref().map(|_| rfc3339(clock::now()));
-            s.state = observed;
+        let mut p = self.lock();
+        if p.name != name {
+            p.name = name.to_owned();
         }
-        s.codes_per_episode = policy.settings().codes_per_episode;
-        s.code_expires_at = None;
-        s.paused_until = None;
-        s.episode_started = None;
-        s.codes_used = 0;
-        let (phase, next_action) = match policy.phase() {
-            Phase::Watching => ("watching", "poll".to_owned()),
-            Phase::Alerted(_) => ("restricted", "poll".to_owned()),
-            Phase::Linking {
-                started,
-                codes_used,
-                code,
-            } => {
-                s.episode_started = Some(rfc3339(clock::wall(*started)));
-                s.codes_used = *codes_used;
-                s.code_expires_at = code
-                    .filter(|c| c.expires_at > Instant::now())
-                    .map(|c| rfc3339(clock::wall(c.expires_at)));
-                let next = if s.code_expires_at.is_some() {
-                    "poll (code outstanding)"
-                } else {
-                    "poll, then request a code"
-                };
-                ("linking", next.to_owned())
-            }
-            Phase::Paused {
-                started,
-                until,
-                codes_used,
-            } => {
-                s.episode_started = Some(rfc3339(clock::wall(*started)));
-                s.codes_used = *codes_used;
-                s.paused_until = Some(rfc3339(clock::wall(*until)));
-                ("paused", "poll (codes paused)".to_owned())
-            }
-            Phase::Waiting { started, opens } => {
-                s.episode_started = Some(rfc3339(clock::wall(*started)));
-                s.paused_until = opens.map(|o| rfc3339(clock::wall(o)));
-                let next = match s.paused_until.as_deref() {
-                    Some(until) => format!("waiting for window until {until}"),
-                    None => "waiting for window (none opens)".to_owned(),
-                };
-                ("waiting", next)
-            }
-        };
-        s.phase = phase.to_owned();
-        s.next_action = if policy.failures() > 0 {
-            "poll (backing off after errors)".to_owned()
-        } else {
-            next_action
-        };
-        s.next_at = rfc3339(clock::wall(policy.next_at()));
-        s.consecutive_failures = policy.failures();
-        if policy.failures() == 0 {
-            s.last_error = None;
+        if policy.observed() != p.state.as_ref() {
+            p.state = policy.observed().cloned();
+            p.state_since = p.state.as_ref().map(|_| clock::now());
+        }
+        p.phase.clone_from(policy.phase());
+        p.codes_per_episode = policy.settings().codes_per_episode;
+        p.failures = policy.failures();
+        p.next_at = policy.next_at();
+        if p.failures == 0 {
+            p.last_error = None;
         }
         if last_error.is_some() {
-            s.last_error = last_error;
+            p.last_error = last_error;
         }
     }
 }
