@@ -61,6 +61,11 @@ impl Tasks {
         self.token.child_token()
     }
 
+    /// This node's own token: cancelled with it, and no node of its own.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
     pub async fn cancelled(&self) {
         self.token.cancelled().await;
     }

@@ -11,13 +11,12 @@ use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::mailbox::Mailbox;
 use super::metrics::LinkerMetrics;
 use super::policy::Policy;
 use super::record::{last_reboot_of, phase_of};
-use super::supervisor::{Inbox, InstanceSpec, Shared, Supervisor, Update};
+use super::supervisor::{InstanceSpec, Shared, Supervisor, Update};
 use super::view::{FleetView, InstanceView};
 use crate::config::{Config, InstanceConfig};
 use crate::delivery::Dispatcher;
@@ -44,10 +43,8 @@ struct Running {
     api: InstanceApi,
     /// Relinks, hints and a reload's updates for the supervisor.
     mailbox: Arc<Mailbox<Update>>,
-    /// Cancelled to stop this one supervisor.
-    stop: CancellationToken,
-    /// Awaited when the instance leaves the config, so it cannot publish
-    /// after its record is dropped.
+    /// Aborted, then awaited, when the instance leaves the config, so it
+    /// cannot publish after its record is dropped.
     task: JoinHandle<()>,
 }
 
@@ -95,6 +92,7 @@ impl Fleet {
     pub fn new(deps: FleetDeps, dispatcher: Dispatcher) -> Self {
         let dispatcher = watch::Sender::new(dispatcher);
         let shared = Arc::new(Shared {
+            stop: deps.supervisors.token(),
             dispatcher: dispatcher.subscribe(),
             board: deps.board.clone(),
             deliveries: deps.deliveries.clone(),
@@ -148,8 +146,9 @@ impl Fleet {
             .collect();
         for id in gone {
             if let Some(running) = self.running.remove(&id) {
-                running.stop.cancel();
-                // Once it has stopped it cannot publish its record again.
+                // Dropped where it stands, as at shutdown; once it has
+                // stopped it cannot publish its record again.
+                running.task.abort();
                 let _ = running.task.await;
             }
             self.view.remove(id);
@@ -227,11 +226,6 @@ impl Fleet {
         let metrics = self.deps.metrics.instance(config.id, &config.name);
         let view = Arc::new(InstanceView::new(config.id, &config.name));
         let mailbox = Arc::new(Mailbox::default());
-        let stop = self.deps.supervisors.child_token();
-        let inbox = Inbox {
-            mailbox: mailbox.clone(),
-            stop: stop.clone(),
-        };
         let spec = InstanceSpec {
             config: config.clone(),
             api: api.clone(),
@@ -242,7 +236,7 @@ impl Fleet {
             metrics,
             self.shared.clone(),
             view.clone(),
-            inbox,
+            mailbox.clone(),
         );
         let run = supervisor.run();
         // Boxed: an `async fn` keeps a moved-in future twice in its own
@@ -256,7 +250,6 @@ impl Fleet {
                 config,
                 api,
                 mailbox,
-                stop,
                 task,
             },
         );

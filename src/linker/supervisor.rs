@@ -44,18 +44,13 @@ pub struct Update {
     pub metrics: Arc<InstanceMetrics>,
 }
 
-/// What the fleet tells a supervisor: messages in its mailbox (shared with
-/// its deliveries, which report there; taken in the order `Mailbox` says);
-/// none ends it, its token does.
-pub struct Inbox {
-    pub mailbox: Arc<Mailbox<Update>>,
-    /// Cancelled when the instance leaves the config or relinkd stops.
-    pub stop: CancellationToken,
-}
-
 /// What every supervisor shares with the rest of the daemon: one for the
 /// fleet, behind an `Arc`, since each supervisor's bytes count 50,000 times.
 pub struct Shared {
+    /// Cancelled when relinkd stops. (An instance that leaves the config
+    /// has its task aborted: a token of its own would cost every instance
+    /// a node in the token tree.)
+    pub stop: CancellationToken,
     /// The fleet's current channels; a reload swaps them for every
     /// supervisor at once, without touching any supervisor.
     pub dispatcher: watch::Receiver<Dispatcher>,
@@ -96,8 +91,9 @@ pub struct Supervisor {
     /// or contradicts it.
     hinted: Option<InstanceState>,
     /// What the fleet sends, and where each delivery task reports how it
-    /// ended (tagged with the code's expiry); its token ends the run.
-    inbox: Inbox,
+    /// ended (tagged with the code's expiry); taken in the order `Mailbox`
+    /// says.
+    mailbox: Arc<Mailbox<Update>>,
 }
 
 /// Whether the supervisor goes on after a turn.
@@ -113,7 +109,7 @@ impl Supervisor {
         metrics: Arc<InstanceMetrics>,
         shared: Arc<Shared>,
         view: Arc<InstanceView>,
-        inbox: Inbox,
+        mailbox: Arc<Mailbox<Update>>,
     ) -> Self {
         let published = shared.board.get(spec.config.id);
         Self {
@@ -128,11 +124,11 @@ impl Supervisor {
             code: None,
             code_delivery: None,
             hinted: None,
-            inbox,
+            mailbox,
         }
     }
 
-    /// Runs until the inbox's token is cancelled. A vendor call in flight
+    /// Runs until relinkd stops (or the fleet aborts it). A vendor call in flight
     /// then is abandoned; the board keeps what was last published.
     ///
     /// An `async` block, not an `async fn`: an `async fn` keeps its moved-in
@@ -143,7 +139,7 @@ impl Supervisor {
         async move {
             self.publish();
             // Cloned once: `turn` borrows all of `self` while it waits on it.
-            let stop = self.inbox.stop.clone();
+            let stop = self.shared.stop.clone();
             while let Turn::Continue = self.turn(&stop).await {}
         }
     }
@@ -156,7 +152,7 @@ impl Supervisor {
             .expect_progress_by(next.max(Instant::now()) + slack);
         let mail = tokio::select! {
             () = stop.cancelled() => return Turn::Stop,
-            mail = self.inbox.mailbox.next() => Some(mail),
+            mail = self.mailbox.next() => Some(mail),
             () = tokio::time::sleep_until(clock::on_wake_grid(next)) => None,
         };
         // A span for this turn only, not one for the supervisor's life: a
@@ -398,7 +394,7 @@ impl Supervisor {
         let notification = self.about().code(code, codes_used, expiry, expires_at);
         let dispatcher = self.shared.dispatcher.borrow().clone();
         let config = self.spec.config.clone();
-        let report = self.inbox.mailbox.clone();
+        let report = self.mailbox.clone();
         let observer = self.view.clone();
         let token = self.shared.deliveries.child_token();
         self.shared.deliveries.spawn_until(
