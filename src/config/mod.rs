@@ -22,6 +22,7 @@ mod channels;
 mod daemon;
 mod digests;
 mod instances;
+mod pieces;
 mod places;
 mod raw;
 mod settings;
