@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::method::Method;
@@ -29,13 +29,15 @@ const DOCUMENTED_CODE_ERRORS: [&str; 4] = [
 
 /// Maps an HTTP answer to a JSON body or an [`ApiError`]. Texts an error
 /// quotes are the vendor's message only (never a whole body), with the
-/// token cut out, escaped and bounded.
+/// `token` cut out, escaped and bounded. (The token, not a redactor built
+/// ahead: only an error needs one, and each instance keeping its own cost
+/// 130 bytes of every idle instance.)
 pub fn classify(
     method: Method,
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
-    redactor: &Redactor,
+    token: &SecretString,
 ) -> Result<Value, ApiError> {
     match status {
         200..=299 => {}
@@ -45,7 +47,7 @@ pub fn classify(
         400..=499 => {
             return Err(ApiError::Client {
                 status,
-                text: vendor_text(method, body, redactor),
+                text: vendor_text(method, body, token),
             });
         }
         _ => return Err(ApiError::Server { status }),
@@ -74,7 +76,7 @@ pub fn classify(
                         text: map
                             .get("description")
                             .and_then(Value::as_str)
-                            .map(|t| redactor.clean(t, MAX_VENDOR_TEXT))
+                            .map(|t| Redactor::of(token.expose_secret()).clean(t, MAX_VENDOR_TEXT))
                             .unwrap_or_default(),
                     },
                 });
@@ -90,7 +92,7 @@ pub fn classify(
 /// `{"error":"Forbidden"}` are reduced to their message; JSON without one
 /// shows nothing of itself. A code request's text is shown only if it is
 /// one the vendor documents: anything else could be carrying a code.
-fn vendor_text(method: Method, body: &[u8], redactor: &Redactor) -> String {
+fn vendor_text(method: Method, body: &[u8], token: &SecretString) -> String {
     let raw = String::from_utf8_lossy(body);
     let text = match serde_json::from_str::<Value>(&raw) {
         Ok(value) => ["error", "message", "description"]
@@ -111,7 +113,7 @@ fn vendor_text(method: Method, body: &[u8], redactor: &Redactor) -> String {
         Some(at) => format!("{}[path]", &text[..at]),
         None => text,
     };
-    redactor.clean(&text, MAX_VENDOR_TEXT)
+    Redactor::of(token.expose_secret()).clean(&text, MAX_VENDOR_TEXT)
 }
 
 /// The `code` of a `status:true` answer: a string, or a number taken as its
@@ -159,8 +161,6 @@ pub fn flag(body: &Value, field: &str, missing: &'static str) -> Result<bool, Ap
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret as _;
-
     use super::*;
 
     const TOKEN: &str = "tok-5f2d9c31e4b7a8";
@@ -171,7 +171,7 @@ mod tests {
             status,
             retry_after,
             body,
-            &Redactor::of(TOKEN),
+            &SecretString::from(TOKEN),
         )
     }
 
@@ -181,7 +181,7 @@ mod tests {
             status,
             None,
             body,
-            &Redactor::of(TOKEN),
+            &SecretString::from(TOKEN),
         )?;
         linking_code(body.get("code"))
     }
@@ -302,14 +302,15 @@ mod tests {
         let text = vendor_text(
             Method::GetStateInstance,
             format!("Cannot GET /waInstance1101/getStateInstance/{TOKEN}").as_bytes(),
-            &Redactor::of(TOKEN),
+            &SecretString::from(TOKEN),
         );
         assert_eq!(text, "Cannot GET [path]");
     }
 
     #[test]
     fn vendor_text_is_one_bounded_escaped_line_without_the_token() {
-        let text = |body: &[u8]| vendor_text(Method::GetStateInstance, body, &Redactor::of(TOKEN));
+        let text =
+            |body: &[u8]| vendor_text(Method::GetStateInstance, body, &SecretString::from(TOKEN));
         let long = "x".repeat(500);
         assert!(text(long.as_bytes()).chars().count() <= MAX_VENDOR_TEXT + 1);
         assert_eq!(text(b"bad\nrequest\r\ndata"), "bad\\nrequest\\r\\ndata");

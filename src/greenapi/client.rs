@@ -135,7 +135,6 @@ impl Client {
                 endpoint.api_url.trim_end_matches('/'),
                 endpoint.id
             ),
-            redactor: Redactor::of(token.expose_secret()),
             token,
             timeout: endpoint.timeout,
             slot: self
@@ -160,10 +159,9 @@ struct InstanceParts {
     client: Client,
     /// `{apiUrl}/waInstance{id}/`.
     prefix: String,
-    /// Goes only into request URLs, which are never printed.
+    /// Goes only into request URLs, which are never printed, and into the
+    /// redactor an error's text passes.
     token: SecretString,
-    /// Cuts the token out of any text an error quotes.
-    redactor: Redactor,
     /// Per request (`request_timeout`).
     timeout: Duration,
     /// Pacing and last poll, shared with every handle to this instance.
@@ -171,9 +169,10 @@ struct InstanceParts {
 }
 
 impl InstanceApi {
-    /// Cuts this instance's token out of text.
-    pub fn redactor(&self) -> &Redactor {
-        &self.0.redactor
+    /// Cuts this instance's token out of text; built when asked, since only
+    /// an error needs one.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::of(self.0.token.expose_secret())
     }
 
     pub async fn get_state(&self) -> Result<InstanceState, ApiError> {
@@ -305,7 +304,7 @@ impl InstanceApi {
             Err(BodyError::TooLarge) => return Err(ApiError::BadBody("larger than 64 KiB")),
             Err(BodyError::Transport(e)) => return Err(self.transport(e)),
         };
-        classify(method, status, retry_after, &bytes, &self.0.redactor)
+        classify(method, status, retry_after, &bytes, &self.0.token)
     }
 
     /// A transport error: without the URL, and (defence in depth) whatever
@@ -315,8 +314,7 @@ impl InstanceApi {
             return ApiError::Timeout;
         }
         ApiError::Transport(
-            self.0
-                .redactor
+            self.redactor()
                 .clean(&outbound::describe_without_url(err), 500),
         )
     }

@@ -12,6 +12,7 @@ mod config;
 
 use super::{BoxFuture, Channel, Notification, Reason, SendError, Templates};
 use crate::greenapi::{ApiError, InstanceApi};
+use crate::redact::Redactor;
 
 pub use config::{Config, TYPE, via_of};
 
@@ -28,6 +29,8 @@ pub struct Whatsapp {
     /// The `via` instance's vendor API, which also knows whether its last
     /// poll found it authorized.
     api: InstanceApi,
+    /// The `via` instance's token, cut out of any error text.
+    redactor: Redactor,
     templates: Templates,
     timeout: Duration,
     sent: Mutex<HashSet<(String, String)>>,
@@ -46,6 +49,7 @@ impl Whatsapp {
             name: name.to_owned(),
             via,
             chat_ids,
+            redactor: api.redactor(),
             api,
             templates,
             // Sending to several chats paces at one call a second.
@@ -102,8 +106,8 @@ impl Channel for Whatsapp {
         &self.name
     }
 
-    fn redactor(&self) -> &crate::redact::Redactor {
-        self.api.redactor()
+    fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     fn attempt_timeout(&self) -> Duration {
