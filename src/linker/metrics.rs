@@ -259,6 +259,15 @@ impl InstanceMetrics {
         &self.name
     }
 
+    /// Whether any of its sparse series (failures, codes, and the sparse
+    /// families) has a value to render.
+    fn has_sparse_series(&self) -> bool {
+        let nonzero = |n: &AtomicU64| n.load(Ordering::Relaxed) != 0;
+        self.poll_failures.iter().skip(1).any(nonzero)
+            || self.codes.iter().any(nonzero)
+            || SPARSE_FAMILIES.iter().any(|f| (f.value)(self) != 0)
+    }
+
     /// A copy of these values under another name.
     fn renamed(&self, name: &str) -> Self {
         let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
@@ -350,6 +359,21 @@ impl InstanceMetrics {
     }
 }
 
+/// What the render needs of one instance after the one walk over its
+/// metrics: the families every instance has, and whether it has any sparse
+/// one at all.
+struct Row {
+    id: u64,
+    state: usize,
+    last_successful_poll: u64,
+    /// Some sparse series (a failure, a code, a relink, ...) is not 0.
+    sparse: bool,
+}
+
+/// The per-instance families. The instances' metrics are scattered over
+/// the heap, and a walk over 50,000 of them for each of a dozen families
+/// was a cache miss per instance per family, most of the render's time; so
+/// they are walked once, and again only for the few with a sparse series.
 fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
     family(
         out,
@@ -357,13 +381,26 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         "gauge",
         "Always 1; joins an instance id (wa_instance) to its configured name.",
     );
+    let mut rows = Vec::with_capacity(table.len());
     for (id, m) in table {
         let _ = writeln!(
             out,
             "relinkd_instance_info{{name=\"{}\",wa_instance=\"{id}\"}} 1",
             escape_label(&m.name)
         );
+        rows.push(Row {
+            id: *id,
+            state: m.state.load(Ordering::Relaxed),
+            last_successful_poll: m.last_successful_poll_unix.load(Ordering::Relaxed),
+            sparse: m.has_sparse_series(),
+        });
     }
+    let sparse: Vec<(u64, &InstanceMetrics)> = table
+        .iter()
+        .zip(&rows)
+        .filter(|(_, row)| row.sparse)
+        .map(|((id, m), _)| (*id, &**m))
+        .collect();
 
     family(
         out,
@@ -372,9 +409,9 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         "1 for the instance's last polled stateInstance (unknown: a state relinkd does not know); \
          one series per instance, none before its first poll.",
     );
-    for (id, m) in table {
-        let current = m.state.load(Ordering::Relaxed);
-        if let Some(label) = InstanceState::METRIC_LABELS.get(current) {
+    for row in &rows {
+        if let Some(label) = InstanceState::METRIC_LABELS.get(row.state) {
+            let id = row.id;
             let _ = writeln!(
                 out,
                 "relinkd_instance_state{{state=\"{label}\",wa_instance=\"{id}\"}} 1"
@@ -389,7 +426,7 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         "Failed getStateInstance polls per instance, by reason (as in relinkd_api_requests_total); \
          a reason appears at its first failure.",
     );
-    for (id, m) in table {
+    for (id, m) in &sparse {
         for (reason, failures) in ApiError::OUTCOMES.iter().zip(&m.poll_failures).skip(1) {
             let value = failures.load(Ordering::Relaxed);
             if value == 0 {
@@ -408,7 +445,7 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         "counter",
         "getAuthorizationCode requests per instance: received a code, not_received (status false), error; an outcome appears at its first request.",
     );
-    for (id, m) in table {
+    for (id, m) in &sparse {
         for outcome in CodeOutcome::ALL {
             let value = m.codes[outcome as usize].load(Ordering::Relaxed);
             if value == 0 {
@@ -422,8 +459,28 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         }
     }
 
-    for f in &SIMPLE_FAMILIES {
-        simple_family(out, table, f);
+    for f in &SPARSE_FAMILIES {
+        family(out, f.name, f.kind, f.help);
+        for (id, m) in &sparse {
+            let value = (f.value)(m);
+            if value != 0 {
+                let _ = writeln!(out, "{}{{wa_instance=\"{id}\"}} {value}", f.name);
+            }
+        }
+    }
+
+    family(
+        out,
+        "relinkd_last_successful_poll_timestamp_seconds",
+        "gauge",
+        "Unix time of the instance's last successful state poll; 0 before the first.",
+    );
+    for row in &rows {
+        let (id, value) = (row.id, row.last_successful_poll);
+        let _ = writeln!(
+            out,
+            "relinkd_last_successful_poll_timestamp_seconds{{wa_instance=\"{id}\"}} {value}"
+        );
     }
 }
 
@@ -432,94 +489,61 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// A family with one value per instance and no other label.
-struct SimpleFamily {
+/// A family with one value per instance, no other label, and a series
+/// only where the value is not 0: a fleet of 50,000 must not export 50,000
+/// zeros per family.
+struct SparseFamily {
     name: &'static str,
     kind: &'static str,
-    every: Every,
     help: &'static str,
     value: fn(&InstanceMetrics) -> u64,
 }
 
-/// The per-instance families of one value each, in the order rendered.
-const SIMPLE_FAMILIES: [SimpleFamily; 8] = [
-    SimpleFamily {
+/// The sparse families of one value each, in the order rendered.
+const SPARSE_FAMILIES: [SparseFamily; 7] = [
+    SparseFamily {
         name: "relinkd_code_expiry_timestamp_seconds",
         kind: "gauge",
-        every: Every::Sparse,
         help: "Unix time at which the outstanding code expires; only while a code is outstanding.",
         value: |m| m.code_expiry_unix.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_relinks_total",
         kind: "counter",
-        every: Every::Sparse,
         help: "Linking episodes that ended with the instance authorized again; from the first.",
         value: |m| m.relinks.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_episodes_paused_total",
         kind: "counter",
-        every: Every::Sparse,
         help: "Times the code budget was spent and the episode paused for the cooldown; from the first.",
         value: |m| m.episodes_paused.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_instance_paused",
         kind: "gauge",
-        every: Every::Sparse,
         help: "1 while the instance's code budget is spent and codes are paused; absent otherwise.",
         value: |m| m.paused.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_reboots_total",
         kind: "counter",
-        every: Every::Sparse,
         help: "Reboots the vendor confirmed, asked for because the instance was starting longer than reboot_stuck_after; from the first.",
         value: |m| m.reboots.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_instance_waiting_for_window",
         kind: "gauge",
-        every: Every::Sparse,
         help: "1 while the instance is unlinked outside its linking windows and no code is requested; absent otherwise.",
         value: |m| m.waiting.load(Ordering::Relaxed),
     },
-    SimpleFamily {
+    SparseFamily {
         name: "relinkd_instance_unlinked_since_timestamp_seconds",
         kind: "gauge",
-        every: Every::Sparse,
         help: "Unix time the current episode started (notAuthorized first seen); only during an episode.",
         value: |m| m.unlinked_since_unix.load(Ordering::Relaxed),
     },
-    SimpleFamily {
-        name: "relinkd_last_successful_poll_timestamp_seconds",
-        kind: "gauge",
-        every: Every::Instance,
-        help: "Unix time of the instance's last successful state poll; 0 before the first.",
-        value: |m| m.last_successful_poll_unix.load(Ordering::Relaxed),
-    },
 ];
-
-/// One series per instance, or (`Sparse`) only where it is not 0: a fleet
-/// of 50,000 must not export 50,000 zeros per family.
-fn simple_family(out: &mut String, table: &[(u64, Arc<InstanceMetrics>)], f: &SimpleFamily) {
-    family(out, f.name, f.kind, f.help);
-    for (id, m) in table {
-        let value = (f.value)(m);
-        if value != 0 || f.every == Every::Instance {
-            let _ = writeln!(out, "{}{{wa_instance=\"{id}\"}} {value}", f.name);
-        }
-    }
-}
-
-/// Which instances a family has a series for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Every {
-    Instance,
-    /// Only where the value is not 0.
-    Sparse,
-}
 
 /// A label value as the text format needs it; borrowed unless it has a
 /// character to escape (a name rarely has one, and 50,000 copies per
@@ -602,6 +626,58 @@ mod tests {
                     && l.contains("1101000002")),
             "the healthy instance has no failure series"
         );
+    }
+
+    #[test]
+    fn sparse_series_are_rendered_for_the_instances_that_have_them_and_no_other() {
+        let metrics = Metrics::new();
+        let linker = LinkerMetrics::register(&metrics);
+        for id in 1..=50 {
+            linker.instance(id, &format!("line-{id}")).poll_succeeded();
+        }
+        let busy = linker.instance(20, "line-20");
+        busy.code_requested(CodeOutcome::Received);
+        busy.relinked();
+        busy.rebooted();
+        busy.episode_paused();
+        busy.set_episode(Some(UNIX_EPOCH + Duration::from_secs(1_000)), true, false);
+        busy.set_code_expiry(Some(UNIX_EPOCH + Duration::from_secs(2_000)));
+        linker
+            .instance(33, "line-33")
+            .poll_failed(&ApiError::Timeout);
+        linker
+            .instance(40, "line-40")
+            .code_requested(CodeOutcome::Error);
+        let text = metrics.render();
+        for line in [
+            "relinkd_codes_requested_total{outcome=\"received\",wa_instance=\"20\"} 1",
+            "relinkd_relinks_total{wa_instance=\"20\"} 1",
+            "relinkd_reboots_total{wa_instance=\"20\"} 1",
+            "relinkd_episodes_paused_total{wa_instance=\"20\"} 1",
+            "relinkd_instance_paused{wa_instance=\"20\"} 1",
+            "relinkd_instance_unlinked_since_timestamp_seconds{wa_instance=\"20\"} 1000",
+            "relinkd_code_expiry_timestamp_seconds{wa_instance=\"20\"} 2000",
+            "relinkd_instance_poll_failures_total{reason=\"timeout\",wa_instance=\"33\"} 1",
+            "relinkd_codes_requested_total{outcome=\"error\",wa_instance=\"40\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let series = |family: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .count()
+        };
+        assert_eq!(series("relinkd_instance_info"), 50);
+        assert_eq!(series("relinkd_last_successful_poll_timestamp_seconds"), 50);
+        for family in [
+            "relinkd_relinks_total",
+            "relinkd_instance_paused",
+            "relinkd_instance_poll_failures_total",
+        ] {
+            assert_eq!(series(family), 1, "{family}");
+        }
+        assert_eq!(series("relinkd_codes_requested_total"), 2);
+        assert_eq!(text.matches("# HELP relinkd_relinks_total ").count(), 1);
     }
 
     #[test]
