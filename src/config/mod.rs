@@ -427,7 +427,7 @@ impl Text {
     }
 
     fn parse(&self) -> Result<raw::RawConfig, ConfigError> {
-        raw::parse(self.str()?).map_err(|message| ConfigError::Parse {
+        pieces::parse(self.str()?).map_err(|message| ConfigError::Parse {
             path: self.path.clone(),
             message,
         })

@@ -19,14 +19,23 @@ use serde::Deserialize;
 use toml_parser::Source;
 use toml_parser::lexer::TokenKind;
 
-use super::raw::{RawConfig, RawInstance};
+use super::raw::{self, RawConfig, RawInstance};
 
 /// `[[instance]]` tables parsed at a time: a piece's tree is a few MB.
-pub(super) const INSTANCES_PER_PIECE: usize = 256;
+const INSTANCES_PER_PIECE: usize = 256;
+
+/// Parses the TOML text, in pieces where it can, else whole (which also
+/// places any error; see `raw::parse`).
+pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
+    match in_pieces(text, INSTANCES_PER_PIECE) {
+        Some(raw) => raw::checked(raw, text),
+        None => raw::parse(text),
+    }
+}
 
 /// `text` parsed in pieces of `per_piece` instances, or `None` where it
 /// must be parsed whole.
-pub(super) fn parse(text: &str, per_piece: usize) -> Option<RawConfig> {
+fn in_pieces(text: &str, per_piece: usize) -> Option<RawConfig> {
     let instances = instance_tables(text)?;
     let mut raw: RawConfig = toml::from_str(&blanked(text, &instances)).ok()?;
     if !raw.instances.is_empty() {
@@ -162,8 +171,8 @@ mod tests {
         format!("{:?}", toml::from_str::<RawConfig>(text).expect("valid"))
     }
 
-    fn in_pieces(text: &str, per_piece: usize) -> Option<String> {
-        parse(text, per_piece).map(|raw| format!("{raw:?}"))
+    fn parsed_in_pieces(text: &str, per_piece: usize) -> Option<String> {
+        in_pieces(text, per_piece).map(|raw| format!("{raw:?}"))
     }
 
     const FLEET: &str = r#"
@@ -216,13 +225,13 @@ name = "daily"
     fn a_config_parsed_in_pieces_is_the_config_parsed_whole() {
         for per_piece in [1, 2, 256] {
             assert_eq!(
-                in_pieces(FLEET, per_piece).as_deref(),
+                parsed_in_pieces(FLEET, per_piece).as_deref(),
                 Some(whole(FLEET).as_str()),
                 "{per_piece} a piece"
             );
         }
         let crlf = FLEET.replace('\n', "\r\n");
-        assert_eq!(in_pieces(&crlf, 1), Some(whole(&crlf)));
+        assert_eq!(parsed_in_pieces(&crlf, 1), Some(whole(&crlf)));
     }
 
     #[test]
@@ -250,7 +259,7 @@ name = "daily"
             "[[\"instance\"]]\nid = 1\n",
             "instance = [{ id = 1 }]\n",
         ] {
-            assert_eq!(in_pieces(text, 1), None, "{text}");
+            assert_eq!(parsed_in_pieces(text, 1), None, "{text}");
         }
     }
 
@@ -261,7 +270,7 @@ name = "daily"
             "[[instance]]\nid = \n",
             "[daemon]\nlisten = 1\n[[instance]]\nid = 1\n",
         ] {
-            assert_eq!(in_pieces(text, 1), None, "{text}");
+            assert_eq!(parsed_in_pieces(text, 1), None, "{text}");
         }
     }
 
@@ -271,7 +280,7 @@ name = "daily"
             include_str!("../../config/relinkd.example.toml"),
             include_str!("../../config/relinkd.starter.toml"),
         ] {
-            assert_eq!(in_pieces(text, 1), Some(whole(text)));
+            assert_eq!(parsed_in_pieces(text, 1), Some(whole(text)));
         }
     }
 }

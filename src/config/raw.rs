@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
-use super::pieces;
 use super::places::located;
 use crate::delivery::TemplateOverrides;
 use crate::validation::{Keys, RawSecret};
@@ -218,22 +217,24 @@ impl RawInstance {
     }
 }
 
-/// Parses the TOML text, in pieces where it can (see `pieces`). The error is toml's message after its place, as
-/// validation places its problems (`channel "ops" (line 7): scret: ...`);
-/// toml's source snippet is deliberately dropped because the offending line
-/// may hold an inline secret.
+/// Parses the TOML text whole. The error is toml's message after its
+/// place, as validation places its problems (`channel "ops" (line 7):
+/// scret: ...`); toml's source snippet is deliberately dropped because the
+/// offending line may hold an inline secret.
 pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
-    let raw = match pieces::parse(text, pieces::INSTANCES_PER_PIECE) {
-        Some(raw) => raw,
-        None => toml::from_str::<RawConfig>(text).map_err(|e| {
-            let message = e.message().trim_end();
-            match e.span() {
-                Some(span) => located(text, span.start, message),
-                None => message.to_owned(),
-            }
-        })?,
-    };
-    // A key no channel type takes, reported as serde reports any unknown key.
+    let raw = toml::from_str::<RawConfig>(text).map_err(|e| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => located(text, span.start, message),
+            None => message.to_owned(),
+        }
+    })?;
+    checked(raw, text)
+}
+
+/// `raw`, parsed from `text`, unless a channel has a key no channel type
+/// takes: that is reported as serde reports any unknown key.
+pub(super) fn checked(raw: RawConfig, text: &str) -> Result<RawConfig, String> {
     if let Some(key) = raw.channels.iter().flat_map(|c| &c.unknown).next() {
         let expected: Vec<String> = channel_keys().iter().map(|k| format!("`{k}`")).collect();
         let message = format!(
