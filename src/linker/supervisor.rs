@@ -128,8 +128,8 @@ impl Supervisor {
         }
     }
 
-    /// Runs until relinkd stops (or the fleet aborts it). A vendor call in flight
-    /// then is abandoned; the board keeps what was last published.
+    /// Runs until relinkd stops (or the fleet aborts it). A vendor call in
+    /// flight then is abandoned; the board keeps what was last published.
     ///
     /// An `async` block, not an `async fn`: an `async fn` keeps its moved-in
     /// `self` twice in its future (rust-lang/rust#62958), and this future
