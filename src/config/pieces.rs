@@ -253,19 +253,13 @@ name = "daily"
     }
 
     #[test]
-    fn a_table_below_instance_or_instances_written_otherwise_are_parsed_whole() {
+    fn what_it_cannot_split_and_any_error_are_left_to_the_whole_parse() {
         for text in [
+            // A table below an instance, a quoted header, instances inline.
             "[[instance]]\nid = 1\n[instance.extra]\na = 1\n",
             "[[\"instance\"]]\nid = 1\n",
             "instance = [{ id = 1 }]\n",
-        ] {
-            assert_eq!(parsed_in_pieces(text, 1), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn any_error_leaves_the_message_to_the_whole_parse() {
-        for text in [
+            // An unknown key, a syntax error, a wrong type outside the instances.
             "[[instance]]\nid = 1\nnope = 2\n",
             "[[instance]]\nid = \n",
             "[daemon]\nlisten = 1\n[[instance]]\nid = 1\n",
