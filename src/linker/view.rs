@@ -239,8 +239,8 @@ impl FleetView {
         }
         instances
             .values()
+            .find(|v| v.lock().name == which)
             .map(|v| v.status())
-            .find(|s| s.name == which)
     }
 
     /// Every instance's status, ordered by id.
