@@ -78,10 +78,31 @@ pub enum Record {
 /// One instance's last confirmed (or possible) reboot, Unix milliseconds
 /// (kept apart from its episode: an instance stuck in `starting` is in none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RebootRecordAsWritten")]
 pub struct RebootRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_reboot_ms: Option<u64>,
+}
+
+/// A [`RebootRecord`] as files have it, the previous version's included:
+/// it also wrote since when the instance had been `starting`, which is
+/// read and dropped (nobody watched the instance while relinkd was
+/// stopped), rather than making the whole file unreadable.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebootRecordAsWritten {
+    #[serde(default)]
+    last_reboot_ms: Option<u64>,
+    #[serde(default, rename = "starting_since_ms")]
+    _starting_since_ms: Option<u64>,
+}
+
+impl From<RebootRecordAsWritten> for RebootRecord {
+    fn from(written: RebootRecordAsWritten) -> Self {
+        Self {
+            last_reboot_ms: written.last_reboot_ms,
+        }
+    }
 }
 
 impl RebootRecord {
@@ -448,6 +469,31 @@ mod tests {
                 })
             )])
         );
+    }
+
+    #[test]
+    fn a_file_that_also_kept_since_when_an_instance_was_starting_still_loads() {
+        // As the version before this one wrote it: that time is no longer
+        // restored, but the file's episodes and last reboots are.
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(
+            store.path(),
+            r#"{"version":1,"saved_at_ms":0,"instances":{"1101000002":
+                {"phase":"paused","episode_started_ms":5,"codes_used":4,"paused_until_ms":9}},
+                "reboots":{"1101000003":{"starting_since_ms":7,"last_reboot_ms":3}}}"#,
+        )
+        .unwrap();
+        let loaded = store.load();
+        assert_eq!(
+            loaded[&1101000002].episode,
+            Some(Record::Paused {
+                episode_started_ms: 5,
+                codes_used: 4,
+                paused_until_ms: 9,
+            })
+        );
+        assert_eq!(loaded[&1101000003].reboot.last_reboot_ms, Some(3));
     }
 
     #[test]
