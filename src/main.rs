@@ -148,10 +148,7 @@ fn main() -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            telemetry::to_stderr(
-                Level::ERROR,
-                format_args!("relinkd: cannot start the async runtime: {error}"),
-            );
+            print_error(format_args!("cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -185,9 +182,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(args) => {
-            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text)).map_err(
-                |error| telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}")),
-            ) {
+            match telemetry::init_for_a_terminal(log_format.unwrap_or(LogFormat::Text))
+                .map_err(print_error)
+            {
                 Ok(()) => report(demo::run(args, shutdown_signal()).await),
                 Err(()) => ExitCode::FAILURE,
             }
@@ -235,10 +232,15 @@ async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
+/// `relinkd: {error}` on stderr, at error priority under the journal.
+fn print_error(error: impl std::fmt::Display) {
+    telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
+}
+
 /// The config at `path`, or the reason on stderr and a failing exit code.
 fn load_config(path: &Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|error| {
-        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
+        print_error(error);
         ExitCode::FAILURE
     })
 }
@@ -246,7 +248,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 /// Logging in `format`, or the reason (a bad `RUST_LOG`) and a failing code.
 fn start_logging(format: LogFormat) -> Result<(), ExitCode> {
     telemetry::init(format).map_err(|error| {
-        telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
+        print_error(error);
         ExitCode::FAILURE
     })
 }
@@ -302,7 +304,7 @@ async fn test_channel(path: &Path, name: &str, log_format: Option<LogFormat>) ->
             ExitCode::SUCCESS
         }
         Err(error) => {
-            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
+            print_error(error);
             ExitCode::FAILURE
         }
     }
@@ -334,7 +336,7 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            telemetry::to_stderr(Level::ERROR, format_args!("relinkd: {error}"));
+            print_error(error);
             ExitCode::FAILURE
         }
     }
