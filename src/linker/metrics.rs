@@ -360,14 +360,11 @@ impl InstanceMetrics {
 }
 
 /// What the render needs of one instance after the one walk over its
-/// metrics: the families every instance has, and whether it has any sparse
-/// one at all.
+/// metrics: the families every instance has.
 struct Row {
     id: u64,
     state: usize,
     last_successful_poll: u64,
-    /// Some sparse series (a failure, a code, a relink, ...) is not 0.
-    sparse: bool,
 }
 
 /// The per-instance families. The instances' metrics are scattered over
@@ -382,6 +379,8 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
         "Always 1; joins an instance id (wa_instance) to its configured name.",
     );
     let mut rows = Vec::with_capacity(table.len());
+    // Those with a sparse series (a failure, a code, a relink, ...).
+    let mut sparse: Vec<(u64, &InstanceMetrics)> = Vec::new();
     for (id, m) in table {
         let _ = writeln!(
             out,
@@ -392,15 +391,11 @@ fn render_instances(table: &[(u64, Arc<InstanceMetrics>)], out: &mut String) {
             id: *id,
             state: m.state.load(Ordering::Relaxed),
             last_successful_poll: m.last_successful_poll_unix.load(Ordering::Relaxed),
-            sparse: m.has_sparse_series(),
         });
+        if m.has_sparse_series() {
+            sparse.push((*id, m));
+        }
     }
-    let sparse: Vec<(u64, &InstanceMetrics)> = table
-        .iter()
-        .zip(&rows)
-        .filter(|(_, row)| row.sparse)
-        .map(|((id, m), _)| (*id, &**m))
-        .collect();
 
     family(
         out,
