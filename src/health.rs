@@ -57,13 +57,12 @@ pub async fn report(
             _ = ticker.tick() => {}
             () = stop.cancelled() => return,
         }
-        let summary = fleet.summary().to_string();
-        let overdue = fleet.overdue(Instant::now());
-        let stopped = fleet.stopped();
+        let health = fleet.health(Instant::now());
+        let summary = health.summary.to_string();
         let completed = client.completed();
         let seen = Observation {
-            overdue: overdue.len(),
-            stopped: stopped.len(),
+            overdue: health.overdue,
+            stopped: health.stopped,
             dead: readiness.dead_supervisors(),
             completed_since: completed.wrapping_sub(last_completed),
         };
@@ -81,7 +80,7 @@ pub async fn report(
         } else {
             tracing::error!(
                 overdue = seen.overdue,
-                first = overdue.first(),
+                first = health.first_overdue,
                 stopped = seen.stopped,
                 dead = seen.dead,
                 "supervisors are not making progress; withholding the watchdog ping"

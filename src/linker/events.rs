@@ -2,7 +2,7 @@
 //! its log line and its metrics together, and returns what the status shows
 //! as the instance's last error. Log lines name no instance: they are
 //! written inside the supervisor's span, which carries `wa_instance` and
-//! `instance`.
+//! `instance` (and which a supervisor makes only for what logs).
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,11 @@ pub struct Polled<'a> {
 }
 
 impl Polled<'_> {
+    /// Whether `emit` writes a line (a routine poll writes none).
+    pub fn logs(&self) -> bool {
+        self.failed_before > 0 || self.previous != Some(self.state)
+    }
+
     pub fn emit(&self, metrics: &InstanceMetrics) {
         metrics.poll_succeeded();
         metrics.set_state(self.state);

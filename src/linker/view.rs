@@ -252,13 +252,32 @@ impl FleetView {
     /// seconds; a clone of 50,000 statuses each time would be most of its
     /// cost).
     pub fn summary(&self) -> Summary {
+        self.health(Instant::now()).summary
+    }
+
+    /// The counts and the supervisors not making progress, in one walk:
+    /// the instances' views are scattered over the heap, and each walk
+    /// of 50,000 is a cache miss per instance.
+    pub fn health(&self, now: Instant) -> Health {
         let instances = self.read();
-        let mut summary = Summary {
-            instances: instances.len(),
-            ..Summary::default()
+        let mut health = Health {
+            summary: Summary {
+                instances: instances.len(),
+                ..Summary::default()
+            },
+            ..Health::default()
         };
-        for view in instances.values() {
+        for (id, view) in instances.iter() {
+            let ended = view.has_ended();
+            if ended {
+                health.stopped += 1;
+            }
+            if ended || view.is_overdue(now) {
+                health.overdue += 1;
+                health.first_overdue.get_or_insert(*id);
+            }
             let published = view.lock();
+            let summary = &mut health.summary;
             match (&published.phase, &published.state) {
                 (Phase::Linking { .. }, _) => summary.linking += 1,
                 (Phase::Paused { .. } | Phase::Waiting { .. }, _) => summary.paused += 1,
@@ -267,26 +286,20 @@ impl FleetView {
                 _ => summary.other += 1,
             }
         }
-        summary
+        health
     }
+}
 
-    /// Ids of supervisors that missed their progress deadline or ended.
-    pub fn overdue(&self, now: Instant) -> Vec<u64> {
-        self.ids_where(|v| v.is_overdue(now) || v.has_ended())
-    }
-
-    /// Ids of supervisors whose task has ended.
-    pub fn stopped(&self) -> Vec<u64> {
-        self.ids_where(InstanceView::has_ended)
-    }
-
-    fn ids_where(&self, keep: impl Fn(&InstanceView) -> bool) -> Vec<u64> {
-        self.read()
-            .iter()
-            .filter(|(_, v)| keep(v))
-            .map(|(id, _)| *id)
-            .collect()
-    }
+/// One look at the fleet for the health loop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub summary: Summary,
+    /// Supervisors past their progress deadline or ended.
+    pub overdue: usize,
+    /// The lowest such id, to name one in the log.
+    pub first_overdue: Option<u64>,
+    /// Supervisors whose task has ended (they never should).
+    pub stopped: usize,
 }
 
 fn mono_ms(at: Instant) -> u64 {
@@ -426,10 +439,11 @@ mod tests {
             fleet.summary().to_string(),
             "2 instances: 0 linked, 0 linking, 0 paused, 2 other"
         );
-        assert!(fleet.stopped().is_empty());
+        assert_eq!(fleet.health(Instant::now()).stopped, 0);
         a.set_ended();
-        assert_eq!(fleet.stopped(), [2]);
-        assert_eq!(fleet.overdue(Instant::now()), [2]);
+        let health = fleet.health(Instant::now());
+        assert_eq!((health.stopped, health.overdue), (1, 1));
+        assert_eq!(health.first_overdue, Some(2));
         fleet.remove(2);
         assert!(!fleet.contains(2) && fleet.contains(1));
     }
