@@ -331,8 +331,11 @@ impl StateBoard {
         let mut records = self.lock();
         let changed = if record.is_empty() {
             records.remove(&id).is_some()
+        } else if records.get(&id) == Some(&record) {
+            false
         } else {
-            records.insert(id, record.clone()).as_ref() != Some(&record)
+            records.insert(id, record);
+            true
         };
         drop(records);
         if changed {

@@ -57,25 +57,28 @@ pub fn vendor_http(
 }
 
 /// Shared by the whole fleet: connection reuse per vendor host and a bound on
-/// requests in flight.
+/// requests in flight. One allocation, since every instance's handle holds
+/// it.
 #[derive(Clone)]
-pub struct Client {
+pub struct Client(Arc<ClientParts>);
+
+struct ClientParts {
     /// One connection pool for every vendor host (at most
     /// `max_concurrent_requests` idle connections per host); replaced
     /// whole when a reload changes the CA file or the proxies.
-    http: Arc<RwLock<reqwest::Client>>,
+    http: RwLock<reqwest::Client>,
     /// `[daemon] max_concurrent_requests` permits, shared by the fleet.
-    in_flight: Arc<Semaphore>,
+    in_flight: Semaphore,
     metrics: ApiMetrics,
     /// Requests answered or failed; read by the health reporter.
-    completed: Arc<AtomicU64>,
+    completed: AtomicU64,
     /// One slot per instance id, shared by every handle to it (the
     /// supervisor's polls and a WhatsApp channel sending through it).
-    slots: Arc<std::sync::Mutex<HashMap<u64, Arc<Slot>>>>,
+    slots: std::sync::Mutex<HashMap<u64, Arc<Slot>>>,
     /// Each `api_url` parsed once, shared by its instances: a fleet has a
     /// few vendor hosts, and parsing a request's URL from text was about 3 %
     /// of a poll's CPU.
-    bases: Arc<std::sync::Mutex<HashMap<String, Base>>>,
+    bases: std::sync::Mutex<HashMap<String, Base>>,
 }
 
 /// An `api_url` as parsed (`{api_url}/`), or why it does not parse (said by
@@ -108,30 +111,34 @@ pub struct Endpoint {
 impl Client {
     /// A client sending through `http` (see [`vendor_http`]).
     pub fn new(max_in_flight: usize, http: reqwest::Client, metrics: ApiMetrics) -> Self {
-        Self {
-            http: Arc::new(RwLock::new(http)),
-            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        Self(Arc::new(ClientParts {
+            http: RwLock::new(http),
+            in_flight: Semaphore::new(max_in_flight.max(1)),
             metrics,
-            completed: Arc::default(),
-            slots: Arc::default(),
-            bases: Arc::default(),
-        }
+            completed: AtomicU64::default(),
+            slots: std::sync::Mutex::default(),
+            bases: std::sync::Mutex::default(),
+        }))
     }
 
     /// Sends every later request through `http` (a reload's new CA file or
     /// proxies); requests in flight finish on the old one.
     pub fn use_http(&self, http: reqwest::Client) {
-        *self.http.write().unwrap_or_else(|e| e.into_inner()) = http;
+        *self.0.http.write().unwrap_or_else(|e| e.into_inner()) = http;
     }
 
     fn http(&self) -> reqwest::Client {
-        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .http
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Requests answered or failed so far: the watchdog's sign that the
     /// fleet works through its backlog even when the vendor is slow.
     pub fn completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
+        self.0.completed.load(Ordering::Relaxed)
     }
 
     /// The API of the instance at `endpoint`; every handle to one id shares
@@ -139,6 +146,7 @@ impl Client {
     pub fn instance(&self, endpoint: &Endpoint) -> InstanceApi {
         let token = endpoint.token.clone();
         let base = self
+            .0
             .bases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -154,6 +162,7 @@ impl Client {
             token,
             timeout: endpoint.timeout,
             slot: self
+                .0
                 .slots
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -283,6 +292,7 @@ impl InstanceApi {
             let permit = self
                 .0
                 .client
+                .0
                 .in_flight
                 .acquire()
                 .await
@@ -292,9 +302,9 @@ impl InstanceApi {
         };
         let started = Instant::now();
         let result = self.send(method, json).await.and_then(|body| parse(&body));
-        let metrics = &self.0.client.metrics;
+        let metrics = &self.0.client.0.metrics;
         metrics.observe(method, started.elapsed(), result.as_ref().err());
-        self.0.client.completed.fetch_add(1, Ordering::Relaxed);
+        self.0.client.0.completed.fetch_add(1, Ordering::Relaxed);
         result
     }
 

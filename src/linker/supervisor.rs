@@ -24,7 +24,7 @@ use crate::config::InstanceConfig;
 use crate::delivery::{About, Dispatcher, InstanceRef};
 use crate::greenapi::{CodeReply, InstanceApi, InstanceState};
 use crate::shutdown::Tasks;
-use crate::state::{Saved, StateBoard};
+use crate::state::StateBoard;
 
 /// How long a notice (linked, paused, alert) may keep retrying.
 const NOTICE_DEADLINE: Duration = Duration::from_secs(15 * 60);
@@ -77,8 +77,6 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     /// Written here, read by the admin API and the watchdog.
     view: Arc<InstanceView>,
-    /// The entry last put on the board (to publish only changes).
-    published: Saved,
     /// What the next status update shows as the last error.
     last_error: Option<String>,
     /// Whether this episode's first delivered code was measured.
@@ -111,14 +109,12 @@ impl Supervisor {
         view: Arc<InstanceView>,
         mailbox: Arc<Mailbox<Update>>,
     ) -> Self {
-        let published = shared.board.get(spec.config.id);
         Self {
             spec,
             policy,
             metrics,
             shared,
             view,
-            published,
             last_error: None,
             episode_measured: false,
             code: None,
@@ -254,11 +250,11 @@ impl Supervisor {
         );
         self.view
             .update(&self.spec.config.name, &self.policy, self.last_error.take());
-        let saved = saved_of(&self.policy);
-        if saved != self.published {
-            self.shared.board.set(self.spec.config.id, saved.clone());
-            self.published = saved;
-        }
+        // The board tells a change from a repeat (it holds the entry
+        // already; a copy here cost every supervisor 48 bytes).
+        self.shared
+            .board
+            .set(self.spec.config.id, saved_of(&self.policy));
     }
 
     /// Feeds one input and performs the resulting actions, and theirs. A
