@@ -49,6 +49,10 @@ pub(super) fn check(
 
     let mut ids: HashMap<u64, usize> = HashMap::new();
     let mut names: HashMap<&str, usize> = HashMap::new();
+    // A fleet has a few vendor hosts and channel lists: one copy of each,
+    // shared by its instances (two allocations fewer per instance).
+    let mut api_urls: HashMap<String, Arc<str>> = HashMap::new();
+    let mut channel_lists: HashMap<Vec<String>, Arc<[String]>> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, inst) in raw.iter().enumerate() {
         let prefix = format!("instance[{i}]");
@@ -120,7 +124,7 @@ pub(super) fn check(
             inline_warning: None,
         };
         let api_token = match resolve(&prefix, &sources, ctx, report) {
-            Ok(Some(loaded)) => Some(loaded.value),
+            Ok(Some(loaded)) => Some(Arc::new(loaded.value)),
             Ok(None) => {
                 report.error(
                     format!("{prefix}.api_token"),
@@ -210,10 +214,16 @@ pub(super) fn check(
                 Some(InstanceConfig {
                     id,
                     name,
-                    api_url,
+                    api_url: api_urls
+                        .entry(api_url)
+                        .or_insert_with_key(|url| Arc::from(url.as_str()))
+                        .clone(),
                     api_token,
                     phone,
-                    channels,
+                    channels: channel_lists
+                        .entry(channels)
+                        .or_insert_with_key(|list| Arc::from(list.as_slice()))
+                        .clone(),
                     settings,
                 })
             }

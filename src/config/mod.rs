@@ -209,13 +209,15 @@ pub struct InstanceConfig {
     /// idInstance.
     pub id: u64,
     pub name: String,
-    /// No trailing slash.
-    pub api_url: String,
-    pub api_token: SecretString,
+    /// No trailing slash. Shared by the instances of one vendor host.
+    pub api_url: Arc<str>,
+    /// One copy, shared with the instance's vendor handle.
+    pub api_token: Arc<SecretString>,
     /// Digits only, 7..=15 digits.
     pub phone: u64,
-    /// Names of configured channels, non-empty.
-    pub channels: Vec<String>,
+    /// Names of configured channels, non-empty; shared by the instances
+    /// with the same list.
+    pub channels: Arc<[String]>,
     /// Shared by instances whose settings are alike (most are: one
     /// `[defaults]`), and with their supervisors.
     pub settings: Arc<InstanceSettings>,
@@ -234,7 +236,7 @@ impl InstanceConfig {
     /// How the vendor is reached for this instance.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
-            api_url: self.api_url.clone(),
+            api_url: self.api_url.to_string(),
             id: self.id,
             token: self.api_token.clone(),
             timeout: self.settings.request_timeout,

@@ -103,7 +103,8 @@ pub struct Endpoint {
     pub api_url: String,
     /// `idInstance`.
     pub id: u64,
-    pub token: SecretString,
+    /// The config's own copy.
+    pub token: Arc<SecretString>,
     /// Per request.
     pub timeout: Duration,
 }
@@ -188,7 +189,7 @@ struct InstanceParts {
     id: u64,
     /// Goes only into request URLs, which are never printed, and into the
     /// redactor an error's text passes.
-    token: SecretString,
+    token: Arc<SecretString>,
     /// Per request (`request_timeout`).
     timeout: Duration,
     /// Pacing and last poll, shared with every handle to this instance.
@@ -375,7 +376,7 @@ mod tests {
         Endpoint {
             api_url: api_url.to_owned(),
             id: 1101000001,
-            token: SecretString::from(token.to_owned()),
+            token: Arc::new(SecretString::from(token.to_owned())),
             timeout: Duration::from_secs(1),
         }
     }

@@ -245,12 +245,12 @@ fn full_fixture_loads_every_key() {
     let one = &config.instances[0];
     assert_eq!(one.id, 1101000001);
     assert_eq!(one.name, "sales-line");
-    assert_eq!(one.api_url, "https://1101.api.greenapi.com");
+    assert_eq!(&*one.api_url, "https://1101.api.greenapi.com");
     assert_eq!(one.api_token.expose_secret(), "token-one");
     assert_eq!(one.phone, 441234567890);
     assert_eq!(
-        one.channels,
-        vec![
+        *one.channels,
+        [
             "ops-hook",
             "console",
             "tg-ops",
@@ -275,7 +275,7 @@ fn full_fixture_loads_every_key() {
     );
     let two = &config.instances[1];
     assert_eq!(two.id, 110100000002);
-    assert_eq!(two.api_url, "http://localhost:3000");
+    assert_eq!(&*two.api_url, "http://localhost:3000");
     assert_eq!(two.api_token.expose_secret(), "token-two");
     assert_eq!(two.phone, 4915123456789);
     assert_eq!(
@@ -362,7 +362,10 @@ fn defaults_apply_when_nothing_is_set() {
         }
     );
     assert_eq!(*s, InstanceSettings::default());
-    assert_eq!(config.instances[0].api_url, "https://1101.api.greenapi.com");
+    assert_eq!(
+        &*config.instances[0].api_url,
+        "https://1101.api.greenapi.com"
+    );
     assert_eq!(config.instances[0].api_token.expose_secret(), TOKEN);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
@@ -491,6 +494,12 @@ fn a_token_file_shared_by_a_fleet_is_read_once_and_warned_about_once() {
     }
     let config = load_in(&dir, &toml, &env(&[])).unwrap();
     assert_eq!(config.instances.len(), 1000);
+    let (first, last) = (&config.instances[0], &config.instances[999]);
+    assert!(
+        std::sync::Arc::ptr_eq(&first.api_url, &last.api_url)
+            && std::sync::Arc::ptr_eq(&first.channels, &last.channels),
+        "one copy of a vendor host's URL and of a channel list, whatever the fleet's size"
+    );
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert_has(
         &config.warnings[0],
