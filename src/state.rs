@@ -437,6 +437,14 @@ mod tests {
         ])
     }
 
+    /// A store in a fresh directory whose state file holds `text`.
+    fn store_with_file(text: &str) -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(store.path(), text).unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn records_survive_a_save_and_load() {
         let dir = tempfile::tempdir().unwrap();
@@ -453,14 +461,10 @@ mod tests {
 
     #[test]
     fn a_file_written_before_reboot_times_were_kept_still_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        fs::write(
-            store.path(),
+        let (_dir, store) = store_with_file(
             r#"{"version":1,"saved_at_ms":0,"instances":{"1101000002":
                 {"phase":"paused","episode_started_ms":5,"codes_used":4,"paused_until_ms":9}}}"#,
-        )
-        .unwrap();
+        );
         assert_eq!(
             store.load(),
             BTreeMap::from([(
@@ -478,15 +482,11 @@ mod tests {
     fn a_file_that_also_kept_since_when_an_instance_was_starting_still_loads() {
         // As the version before this one wrote it: that time is no longer
         // restored, but the file's episodes and last reboots are.
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        fs::write(
-            store.path(),
+        let (_dir, store) = store_with_file(
             r#"{"version":1,"saved_at_ms":0,"instances":{"1101000002":
                 {"phase":"paused","episode_started_ms":5,"codes_used":4,"paused_until_ms":9}},
                 "reboots":{"1101000003":{"starting_since_ms":7,"last_reboot_ms":3}}}"#,
-        )
-        .unwrap();
+        );
         let loaded = store.load();
         assert_eq!(
             loaded[&1101000002].episode,
@@ -539,9 +539,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_is_set_aside_and_state_starts_fresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        fs::write(store.path(), "{\"version\":1,\"instan").unwrap();
+        let (dir, store) = store_with_file("{\"version\":1,\"instan");
         assert!(store.load().is_empty());
         assert!(!store.path().exists());
         let aside: Vec<_> = fs::read_dir(dir.path())
@@ -554,13 +552,7 @@ mod tests {
 
     #[test]
     fn a_file_of_another_version_is_set_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        fs::write(
-            store.path(),
-            r#"{"version":99,"saved_at_ms":0,"instances":{}}"#,
-        )
-        .unwrap();
+        let (_dir, store) = store_with_file(r#"{"version":99,"saved_at_ms":0,"instances":{}}"#);
         assert!(store.load().is_empty());
         assert!(!store.path().exists());
     }
