@@ -236,7 +236,7 @@ impl InstanceConfig {
     /// How the vendor is reached for this instance.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
-            api_url: self.api_url.to_string(),
+            api_url: self.api_url.clone(),
             id: self.id,
             token: self.api_token.clone(),
             timeout: self.settings.request_timeout,

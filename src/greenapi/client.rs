@@ -77,8 +77,8 @@ struct ClientParts {
     slots: std::sync::Mutex<HashMap<u64, Arc<Slot>>>,
     /// Each `api_url` parsed once, shared by its instances: a fleet has a
     /// few vendor hosts, and parsing a request's URL from text was about 3 %
-    /// of a poll's CPU.
-    bases: std::sync::Mutex<HashMap<String, Base>>,
+    /// of a poll's CPU. Never pruned: an entry per host ever configured.
+    bases: std::sync::Mutex<HashMap<Arc<str>, Base>>,
 }
 
 /// An `api_url` as parsed (`{api_url}/`), or why it does not parse (said by
@@ -99,8 +99,9 @@ struct Slot {
 /// How to reach one instance: from its config, never derived from the id.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// The instance's `apiUrl`, without a trailing slash.
-    pub api_url: String,
+    /// The instance's `apiUrl`, without a trailing slash (the config's
+    /// copy, shared by the instances of one host).
+    pub api_url: Arc<str>,
     /// `idInstance`.
     pub id: u64,
     /// The config's own copy.
@@ -374,7 +375,7 @@ mod tests {
 
     fn endpoint(api_url: &str, token: &str) -> Endpoint {
         Endpoint {
-            api_url: api_url.to_owned(),
+            api_url: api_url.into(),
             id: 1101000001,
             token: Arc::new(SecretString::from(token.to_owned())),
             timeout: Duration::from_secs(1),

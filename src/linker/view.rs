@@ -248,9 +248,9 @@ impl FleetView {
         self.read().values().map(|v| v.status()).collect()
     }
 
-    /// The fleet's counts, read in place (the health loop asks every few
-    /// seconds; a clone of 50,000 statuses each time would be most of its
-    /// cost).
+    /// The fleet's counts, read in place (for `STATUS=` at start and
+    /// reload, and the admin API; the health loop takes them from
+    /// [`FleetView::health`]).
     pub fn summary(&self) -> Summary {
         self.health(Instant::now()).summary
     }
