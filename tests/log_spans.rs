@@ -1,7 +1,9 @@
 //! Which lines carry the instance's span. Alone in its own test binary:
-//! `capture_logs` sets a scoped subscriber, and tracing caches each
-//! callsite's interest process-wide, so a test without one registering the
-//! same span callsite at the same moment can leave it disabled here.
+//! beside the tests of `linking.rs`, run in parallel and without a
+//! subscriber of their own, the span was missing from this test's captured
+//! lines every time (never with `--test-threads=1`), presumably through
+//! tracing's process-wide cache of each callsite's interest; the cause was
+//! not pinned down.
 
 mod common;
 
